@@ -1,0 +1,241 @@
+// Package registry reads and validates shards.yaml, the one file that describes the
+// shard fleet: routing (customer_id → bucket), shards and the buckets they own,
+// the history of bucket moves (ownership epochs), the tables and their PCI policy,
+// extraction settings, SLAs and the targets of each environment.
+//
+// The flow is Parse(io.Reader) → (*Registry).Validate. Parse is strict: unknown keys,
+// wrong types and plaintext secrets are reported with their field path. Validate
+// reports every semantic problem at once, each naming its field path. Nothing ever
+// falls back to a default on a bad value; defaults apply only to absent fields.
+package registry
+
+import (
+	"fmt"
+	"time"
+)
+
+// Registry is a parsed shards.yaml.
+type Registry struct {
+	Version      int                     `yaml:"version"`
+	Fleet        string                  `yaml:"fleet"`
+	Routing      Routing                 `yaml:"routing"`
+	Shards       []Shard                 `yaml:"shards"`
+	Moves        []Move                  `yaml:"moves"`
+	Tables       []Table                 `yaml:"tables"`
+	Extract      Extract                 `yaml:"extract"`
+	SLA          SLA                     `yaml:"sla"`
+	Tokenizer    Tokenizer               `yaml:"tokenizer"`
+	Environments map[string]*Environment `yaml:"environments"`
+
+	// derived by Validate
+	owners *ownership
+}
+
+// Routing says how a customer maps to a bucket. Function is fixed to BucketFunction;
+// the field exists so a future function is a visible, reviewed change.
+type Routing struct {
+	Function string `yaml:"function"`
+	Buckets  int    `yaml:"buckets"`
+}
+
+// ShardState is the lifecycle of a shard.
+type ShardState string
+
+// Shard states.
+const (
+	StateOnboarding ShardState = "onboarding" // extracted, but owns no bucket until a move's cutover
+	StateActive     ShardState = "active"     // owns buckets
+	StateDraining   ShardState = "draining"   // the source of at least one move
+	StateRetired    ShardState = "retired"    // owns nothing; kept for lineage and reproducibility
+)
+
+// Shard is one PostgreSQL cluster of the fleet.
+type Shard struct {
+	ID         string     `yaml:"id"`
+	State      ShardState `yaml:"state"`
+	Connection Connection `yaml:"connection"`
+	// Buckets are the ranges this shard owns after the last move in Moves.
+	Buckets []Range `yaml:"buckets"`
+}
+
+// Connection names the secrets that hold a shard's connection strings. It never holds
+// a credential itself.
+type Connection struct {
+	Extract     SecretRef `yaml:"extract"`     // read-only role used by extract-window and dq
+	Replication SecretRef `yaml:"replication"` // replication role used by Debezium
+}
+
+// SecretRef points to a secret: an environment variable for the processes started
+// here, and a Kubernetes secret (name and key) for the task pods.
+type SecretRef struct {
+	Env       string `yaml:"env"`
+	K8sSecret string `yaml:"k8s_secret"`
+	K8sKey    string `yaml:"k8s_key"`
+}
+
+// Move transfers buckets from one shard to another at Cutover. Changes to a moved
+// bucket count from From before Cutover and from To at or after it.
+type Move struct {
+	Epoch   int       `yaml:"epoch"`
+	Buckets []Range   `yaml:"buckets"`
+	From    string    `yaml:"from"`
+	To      string    `yaml:"to"`
+	Cutover time.Time `yaml:"cutover"`
+}
+
+// Table is a source table extracted from every shard.
+type Table struct {
+	Name       string   `yaml:"name"`
+	PrimaryKey []string `yaml:"primary_key"` // the global key; never includes the shard
+	Watermark  string   `yaml:"watermark"`   // set by the shard to the writing transaction's start time
+	Version    string   `yaml:"version"`     // row version, incremented on every update
+	Columns    []Column `yaml:"columns"`
+}
+
+// Column is a source column with its type and PCI policy.
+type Column struct {
+	Name string    `yaml:"name"`
+	Type string    `yaml:"type"`
+	PCI  PCIPolicy `yaml:"pci"`
+}
+
+// PCIPolicy says what happens to a column's value before it lands.
+type PCIPolicy string
+
+// PCI policies. An absent policy means keep.
+const (
+	PCIKeep  PCIPolicy = "keep"
+	PCIToken PCIPolicy = "token" // keyed HMAC-SHA256 token; equal values give equal tokens
+	PCILast4 PCIPolicy = "last4" // the last four digits only
+	PCIBIN   PCIPolicy = "bin"   // the first six digits only
+	PCIDrop  PCIPolicy = "drop"  // never carried: not extracted, not in CDC, not landed
+)
+
+// Extract holds the batch extraction settings.
+type Extract struct {
+	Window    Duration `yaml:"window"`     // length of one window
+	SafetyLag Duration `yaml:"safety_lag"` // a window [t0,t1) is closed only when t1 <= now - SafetyLag
+	PageSize  int      `yaml:"page_size"`  // rows per keyset page
+}
+
+// SLA holds the service levels the pipeline is judged by.
+type SLA struct {
+	CDCFreshness   Duration  `yaml:"cdc_freshness"`
+	FinanceReadyBy ClockTime `yaml:"finance_ready_by"` // UTC
+	FinanceAlertAt ClockTime `yaml:"finance_alert_at"` // UTC; must be before FinanceReadyBy
+}
+
+// Tokenizer configures the keyed hash used for PCI columns.
+type Tokenizer struct {
+	KeyID string    `yaml:"key_id"`
+	Key   SecretRef `yaml:"key"`
+}
+
+// Environment is the set of targets one deployment uses.
+type Environment struct {
+	ObjectStore ObjectStore `yaml:"object_store"`
+	Warehouse   Warehouse   `yaml:"warehouse"`
+	Kafka       Kafka       `yaml:"kafka"`
+	Airflow     Airflow     `yaml:"airflow"`
+}
+
+// ObjectStore is where landed files go: a directory or an S3 bucket.
+type ObjectStore struct {
+	Kind     string `yaml:"kind"` // dir | s3
+	Path     string `yaml:"path"` // dir: the root directory
+	Bucket   string `yaml:"bucket"`
+	Prefix   string `yaml:"prefix"`
+	Region   string `yaml:"region"`
+	Endpoint string `yaml:"endpoint"` // s3: a non-AWS endpoint (the local S3 server)
+}
+
+// Warehouse is where raw tables are loaded: DuckDB locally, Snowflake in production.
+type Warehouse struct {
+	Kind     string    `yaml:"kind"` // duckdb | snowflake
+	Path     string    `yaml:"path"` // duckdb: the database file
+	DSN      SecretRef `yaml:"dsn"`  // snowflake: the gosnowflake DSN
+	Database string    `yaml:"database"`
+	Schema   string    `yaml:"schema"`
+	Stage    string    `yaml:"stage"` // snowflake: the external stage over the landing bucket
+}
+
+// Kafka is the CDC transport and the Kafka Connect cluster running Debezium.
+type Kafka struct {
+	Brokers     []string `yaml:"brokers"`
+	TopicPrefix string   `yaml:"topic_prefix"`
+	ConnectURL  string   `yaml:"connect_url"`
+}
+
+// Airflow says how DAGs are rendered and where the REST API is.
+type Airflow struct {
+	Target    string    `yaml:"target"` // local | k8s
+	URL       string    `yaml:"url"`
+	Image     string    `yaml:"image"`     // k8s: the task image
+	Namespace string    `yaml:"namespace"` // k8s: where task pods run
+	Token     SecretRef `yaml:"token"`
+}
+
+// Shard returns the shard with id, or false.
+func (r *Registry) Shard(id string) (Shard, bool) {
+	for _, s := range r.Shards {
+		if s.ID == id {
+			return s, true
+		}
+	}
+	return Shard{}, false
+}
+
+// Table returns the table named name, or false.
+func (r *Registry) Table(name string) (Table, bool) {
+	for _, t := range r.Tables {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return Table{}, false
+}
+
+// Environment returns the named environment or an error naming the ones defined.
+func (r *Registry) Environment(name string) (*Environment, error) {
+	if e, ok := r.Environments[name]; ok {
+		return e, nil
+	}
+	names := make([]string, 0, len(r.Environments))
+	for n := range r.Environments {
+		names = append(names, n)
+	}
+	return nil, fmt.Errorf("environment %q is not defined in shards.yaml (defined: %v)", name, names)
+}
+
+// Column returns the named column, or false.
+func (t Table) Column(name string) (Column, bool) {
+	for _, c := range t.Columns {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Column{}, false
+}
+
+// Landed returns the columns that are carried past the tokenizer: every column
+// except those whose policy is drop.
+func (t Table) Landed() []Column {
+	out := make([]Column, 0, len(t.Columns))
+	for _, c := range t.Columns {
+		if c.PCI != PCIDrop {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Dropped returns the names of the columns that are never carried (policy drop).
+func (t Table) Dropped() []string {
+	var out []string
+	for _, c := range t.Columns {
+		if c.PCI == PCIDrop {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
