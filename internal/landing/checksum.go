@@ -1,0 +1,79 @@
+package landing
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"math/big"
+	"strconv"
+	"strings"
+)
+
+// RowHash is h(row) of docs/contracts.md §5: the first 15 hex digits (60 bits) of
+// md5(key_text || '|' || row_version), where key_text is the key columns' text forms
+// joined by '|'. The same value is computed in SQL by ChecksumSQL.
+func RowHash(keyText string, rowVersion int64) uint64 {
+	sum := md5.Sum([]byte(keyText + "|" + strconv.FormatInt(rowVersion, 10)))
+	v, _ := strconv.ParseUint(hex.EncodeToString(sum[:8])[:15], 16, 64)
+	return v
+}
+
+// KeyText joins the text forms of a row's key columns with '|'.
+func KeyText(parts ...string) string { return strings.Join(parts, "|") }
+
+// Checksum accumulates RowHash over a set of rows. The result does not depend on order,
+// and the exact sum never overflows.
+type Checksum struct {
+	rows int64
+	sum  big.Int
+	tmp  big.Int
+}
+
+// Add adds one row.
+func (c *Checksum) Add(keyText string, rowVersion int64) {
+	c.rows++
+	c.sum.Add(&c.sum, c.tmp.SetUint64(RowHash(keyText, rowVersion)))
+}
+
+// Merge adds another checksum's rows.
+func (c *Checksum) Merge(o *Checksum) {
+	c.rows += o.rows
+	c.sum.Add(&c.sum, &o.sum)
+}
+
+// Rows is the number of rows added.
+func (c *Checksum) Rows() int64 { return c.rows }
+
+// String is the exact sum in decimal, as manifests and dq_results store it.
+func (c *Checksum) String() string { return c.sum.String() }
+
+// Dialect is a SQL engine the checksum is computed in.
+type Dialect string
+
+// Dialects.
+const (
+	Postgres  Dialect = "postgres"
+	DuckDB    Dialect = "duckdb"
+	Snowflake Dialect = "snowflake"
+)
+
+// ChecksumSQL returns the SQL expressions for count and checksum over rows with the given
+// key columns and version column, in the given dialect: `SELECT <count>, <sum> FROM ...`.
+// The sum is returned as text so no client has to carry a 128-bit integer.
+func ChecksumSQL(d Dialect, keyCols []string, versionCol string) (count, sum string) {
+	parts := make([]string, 0, len(keyCols)+1)
+	for _, k := range keyCols {
+		parts = append(parts, "CAST("+k+" AS VARCHAR)")
+	}
+	parts = append(parts, "CAST("+versionCol+" AS VARCHAR)")
+	text := strings.Join(parts, " || '|' || ")
+	switch d {
+	case Postgres:
+		text = strings.ReplaceAll(text, "AS VARCHAR", "AS text")
+		return "count(*)", "coalesce(sum(('x' || lpad(substr(md5(" + text + "), 1, 15), 16, '0'))::bit(64)::bigint), 0)::text"
+	case DuckDB:
+		return "count(*)", "CAST(coalesce(sum(CAST(('0x' || substr(md5(" + text + "), 1, 15)) AS UBIGINT)::HUGEINT), 0) AS VARCHAR)"
+	case Snowflake:
+		return "COUNT(*)", "TO_VARCHAR(COALESCE(SUM(TO_NUMBER(SUBSTR(MD5(" + text + "), 1, 15), 'XXXXXXXXXXXXXXX')), 0))"
+	}
+	panic("landing: unknown dialect " + string(d))
+}
