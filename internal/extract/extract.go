@@ -1,0 +1,415 @@
+// Package extract lands one closed window [t0, t1) of one table of one shard: it proves
+// the window is closed, checks the shard's schema against shards.yaml, reads the window
+// in one REPEATABLE READ snapshot with keyset pages on the (updated_at, pk) index, keeps
+// only the rows the shard owned at their instant, tokenizes PCI columns in-process,
+// writes one Parquet file at a deterministic key and then its manifest
+// (docs/contracts.md §1-§5, ARCHITECTURE.md invariants 1-3, 5, 6).
+//
+// Idempotency: for a given (shard, table, window) a run writes the same two keys
+// (landing.BatchKey and its manifest). A re-run first deletes the manifest, then
+// overwrites the data file, then writes the manifest, so at every instant the window is
+// either not landed or landed with a manifest that describes the data file under it.
+package extract
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/registry"
+)
+
+// Sentinels.
+var (
+	// ErrChecksumMismatch: the rows streamed differ from the snapshot's own count and
+	// checksum (a bug or a concurrent schema change); no manifest was written.
+	ErrChecksumMismatch = errors.New("self-check failed")
+	// ErrWrongBucket: a row's bucket column is not registry.Bucket(customer_id): the
+	// application wrote a wrong bucket, and ownership cannot be decided for it.
+	ErrWrongBucket = errors.New("row has a wrong bucket")
+)
+
+// Job is one window of one table of one shard.
+type Job struct {
+	Shard  string
+	Table  string
+	Window Window
+}
+
+func (j Job) String() string {
+	return fmt.Sprintf("shard %s table %s window %s", j.Shard, j.Table, j.Window)
+}
+
+// Result is what a run landed.
+type Result struct {
+	Job         Job
+	DataKey     string
+	ManifestKey string
+	Manifest    *landing.Manifest
+	Scanned     int64 // rows read from the window
+	Unowned     int64 // rows skipped because the shard did not own their bucket at their instant
+	Pages       int
+	Duration    time.Duration
+}
+
+// Extractor lands windows of one shard.
+type Extractor struct {
+	Registry  *registry.Registry
+	Conn      *pgx.Conn // the shard, extract role; not in a transaction
+	Store     Store
+	Tokenizer Tokenizer
+	NewWriter NewFileWriter
+
+	CodeVersion    string
+	Logger         *slog.Logger
+	ProgressEvery  time.Duration    // default 5s
+	Now            func() time.Time // default time.Now; _extracted_at and manifest time
+	SafetyLag      *time.Duration   // overrides extract.safety_lag (tests)
+	PageSize       int              // overrides extract.page_size
+	AfterPage      func(page int)   // test hook: called after each page is written
+	BeforeManifest func()           // test hook: called after the data file is stored, before the manifest
+}
+
+func (e *Extractor) logger() *slog.Logger {
+	if e.Logger != nil {
+		return e.Logger
+	}
+	return slog.Default()
+}
+
+func (e *Extractor) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+func (e *Extractor) safetyLag() time.Duration {
+	if e.SafetyLag != nil {
+		return *e.SafetyLag
+	}
+	return e.Registry.Extract.SafetyLag.Duration
+}
+
+func (e *Extractor) pageSize() int {
+	if e.PageSize > 0 {
+		return e.PageSize
+	}
+	return e.Registry.Extract.PageSize
+}
+
+// prepare resolves the job against the registry.
+func (e *Extractor) prepare(j Job) (registry.Table, *Queries, error) {
+	if _, ok := e.Registry.Shard(j.Shard); !ok {
+		return registry.Table{}, nil, fmt.Errorf("%s: shard is not in shards.yaml", j)
+	}
+	t, ok := e.Registry.Table(j.Table)
+	if !ok {
+		return registry.Table{}, nil, fmt.Errorf("%s: table is not in shards.yaml", j)
+	}
+	if err := j.Window.Aligned(e.Registry.Extract.Window.Duration); err != nil {
+		return registry.Table{}, nil, fmt.Errorf("%s: %w", j, err)
+	}
+	q, err := NewQueries(t, e.Registry.ShardIntervals(j.Shard))
+	if err != nil {
+		return registry.Table{}, nil, err
+	}
+	return t, q, nil
+}
+
+// Plan is what a run would do, computed without writing anything.
+type Plan struct {
+	Job          Job
+	DataKey      string
+	ManifestKey  string
+	PageQuery    string
+	CheckQuery   string
+	PageSize     int
+	SafetyLag    time.Duration
+	Closedness   Closedness
+	SchemaError  error    // nil when the shard matches shards.yaml
+	Columns      []string // landed columns, in file order
+	Dropped      []string // drop-policy columns, never selected
+	Intervals    []registry.Interval
+	IndexScanned bool   // EXPLAIN shows no Seq Scan on the table
+	PlanSummary  string // the nodes of EXPLAIN, one line
+}
+
+// Plan checks schema and closedness and explains the page query without writing.
+func (e *Extractor) Plan(ctx context.Context, j Job) (*Plan, error) {
+	t, q, err := e.prepare(j)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	dataKey := landing.BatchKey(j.Table, j.Shard, j.Window.Start, j.Window.End)
+	p := &Plan{Job: j, DataKey: dataKey, ManifestKey: landing.ManifestKey(dataKey), PageQuery: q.Page, CheckQuery: q.Checksum,
+		PageSize: e.pageSize(), SafetyLag: e.safetyLag(), Dropped: t.Dropped(), Intervals: e.Registry.ShardIntervals(j.Shard)}
+	for _, c := range landing.Columns(t) {
+		p.Columns = append(p.Columns, c.Name)
+	}
+	p.SchemaError = CheckSchema(ctx, e.Conn, j.Shard, t)
+	if p.SchemaError != nil && !errors.Is(p.SchemaError, ErrSchemaDrift) {
+		return nil, retryable(p.SchemaError)
+	}
+	if p.Closedness, err = CheckClosed(ctx, e.Conn, j.Shard, j.Table, j.Window, e.safetyLag()); err != nil {
+		return nil, classify(err)
+	}
+	args := append([]any{j.Window.Start, j.Window.End, p.PageSize}, q.FirstAfter(j.Window.Start)...)
+	if p.SchemaError == nil {
+		nodes, err := ExplainNodes(ctx, e.Conn, q.Page, args...)
+		if err != nil {
+			return nil, classify(err)
+		}
+		p.IndexScanned = !HasSeqScan(nodes, t.Name)
+		p.PlanSummary = SummarizePlan(nodes)
+	}
+	return p, nil
+}
+
+// Run lands the window. Errors carry exit codes (internal/exitcode): a window not closed
+// yet or an unreachable shard/store is retryable (75), schema drift is 4, a wrong bucket
+// or a failed self-check is 3, a bad job is 2.
+func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
+	start := time.Now()
+	log := e.logger().With("shard", j.Shard, "table", j.Table, "window", j.Window.String())
+	t, q, err := e.prepare(j)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	if err := CheckSchema(ctx, e.Conn, j.Shard, t); err != nil {
+		if errors.Is(err, ErrSchemaDrift) {
+			return nil, driftErr(err)
+		}
+		return nil, classify(err)
+	}
+	// Closedness is checked before the snapshot exists (decisions/0002).
+	cl, err := CheckClosed(ctx, e.Conn, j.Shard, j.Table, j.Window, e.safetyLag())
+	if err != nil {
+		return nil, classify(err)
+	}
+	if !cl.Closed {
+		return nil, retryable(cl.Err)
+	}
+
+	tx, err := e.Conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, classify(fmt.Errorf("%s: begin snapshot: %w", j, err))
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+
+	// The first statement takes the snapshot; the source side of the self-check.
+	var srcRows int64
+	var srcSum string
+	if err := tx.QueryRow(ctx, q.Checksum, j.Window.Start, j.Window.End).Scan(&srcRows, &srcSum); err != nil {
+		return nil, classify(fmt.Errorf("%s: source checksum: %w", j, err))
+	}
+
+	dataKey := landing.BatchKey(j.Table, j.Shard, j.Window.Start, j.Window.End)
+	manKey := landing.ManifestKey(dataKey)
+	// Un-land the window before overwriting its data (see the package doc).
+	if err := e.Store.Delete(ctx, manKey); err != nil {
+		return nil, classify(fmt.Errorf("%s: delete old manifest %s: %w", j, manKey, err))
+	}
+
+	extractedAt := e.now().UTC().Truncate(time.Microsecond)
+	cols := landing.Columns(t)
+	res := &Result{Job: j, DataKey: dataKey, ManifestKey: manKey}
+
+	// The data file streams through a pipe into the store; sha256 and size on the way.
+	pr, pw := io.Pipe()
+	counter := &countingWriter{w: pw, h: sha256.New()}
+	putErr := make(chan error, 1)
+	go func() {
+		err := e.Store.Put(ctx, dataKey, pr)
+		_ = pr.CloseWithError(err) // unblock the writer if Put stopped early
+		putErr <- err
+	}()
+	abort := func(err error) (*Result, error) {
+		_ = pw.CloseWithError(err)
+		<-putErr
+		return nil, err
+	}
+
+	fw, err := e.NewWriter(counter, cols)
+	if err != nil {
+		return abort(fmt.Errorf("%s: open parquet writer: %w", j, err))
+	}
+
+	var sum landing.Checksum
+	sc, err := newScanner(q.Columns())
+	if err != nil {
+		return abort(fmt.Errorf("%s: %w", j, err))
+	}
+	policies := make([]registry.PCIPolicy, len(q.cols))
+	for i, c := range q.cols {
+		policies[i] = c.PCI
+	}
+	nLanded := len(q.cols)
+	row := make([]any, len(cols))
+	lineage := row[nLanded:]
+	lineage[0] = j.Shard
+	lineage[1] = string(landing.Batch)
+	lineage[2] = "r"
+	lineage[4] = j.Window.Start.UTC()
+	lineage[5] = j.Window.End.UTC()
+	lineage[6] = extractedAt
+	lineage[8] = nil // _lsn
+	lineage[9] = nil // _txid
+	keyParts := make([]string, len(q.keyIdx))
+	epochs := map[int]bool{}
+
+	after := q.FirstAfter(j.Window.Start)
+	pageSize := e.pageSize()
+	lastLog := time.Now()
+	every := e.ProgressEvery
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	for {
+		args := append([]any{j.Window.Start, j.Window.End, pageSize}, after...)
+		rows, err := tx.Query(ctx, q.Page, args...)
+		if err != nil {
+			return abort(classify(fmt.Errorf("%s: page %d: %w", j, res.Pages+1, err)))
+		}
+		n := 0
+		for rows.Next() {
+			if err := rows.Scan(sc.dst...); err != nil {
+				rows.Close()
+				return abort(fmt.Errorf("%s: page %d: scan: %w", j, res.Pages+1, err))
+			}
+			n++
+			res.Scanned++
+			sc.values(row[:nLanded])
+			wm := row[q.wmIdx].(time.Time)
+			cust, _ := row[q.custIdx].(int64)
+			b, _ := row[q.buckIdx].(int32)
+			for i, k := range q.keyIdx {
+				keyParts[i] = keyText(row[k])
+			}
+			if want := e.Registry.Bucket(cust); int(b) != want {
+				rows.Close()
+				return abort(dataErr(fmt.Errorf("%s: %w: key %s customer_id %d has bucket %d, registry.Bucket gives %d; fix the application's bucket computation",
+					j, ErrWrongBucket, landing.KeyText(keyParts...), cust, b, want)))
+			}
+			// remember the keyset position before filtering, so pages advance over skipped rows
+			after[0] = wm
+			for i, k := range q.keyIdx {
+				after[i+1] = row[k]
+			}
+			if !e.Registry.Owns(j.Shard, int(b), wm) {
+				res.Unowned++
+				continue
+			}
+			for i, p := range policies {
+				if p == "" || p == registry.PCIKeep || row[i] == nil {
+					continue
+				}
+				s, _ := row[i].(string)
+				tok, err := e.Tokenizer.Apply(q.cols[i], s)
+				if err != nil {
+					rows.Close()
+					// the error never carries the value
+					return abort(fmt.Errorf("%s: tokenize column %s of key %s: %w", j, q.cols[i].Name, landing.KeyText(keyParts...), err))
+				}
+				row[i] = tok
+			}
+			epoch := e.Registry.EpochAt(wm)
+			epochs[epoch] = true
+			lineage[3] = int32(epoch)
+			lineage[7] = wm
+			ver, _ := row[q.verIdx].(int64)
+			sum.Add(landing.KeyText(keyParts...), ver)
+			if err := fw.Write(row); err != nil {
+				rows.Close()
+				return abort(fmt.Errorf("%s: write row: %w", j, err))
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return abort(classify(fmt.Errorf("%s: page %d: %w", j, res.Pages+1, err)))
+		}
+		res.Pages++
+		if e.AfterPage != nil {
+			e.AfterPage(res.Pages)
+		}
+		if time.Since(lastLog) >= every {
+			el := time.Since(start)
+			log.Info("extract progress", "rows", sum.Rows(), "scanned", res.Scanned, "pages", res.Pages,
+				"rows_per_s", int64(float64(res.Scanned)/el.Seconds()), "duration", el.Round(time.Millisecond))
+			lastLog = time.Now()
+		}
+		if n < pageSize {
+			break
+		}
+	}
+	if err := fw.Close(); err != nil {
+		return abort(fmt.Errorf("%s: close parquet writer: %w", j, err))
+	}
+	if sum.Rows() != srcRows || sum.String() != srcSum {
+		return abort(dataErr(fmt.Errorf("%s: %w: streamed %d rows checksum %s, the snapshot's ownership-filtered SQL says %d rows checksum %s; no manifest written",
+			j, ErrChecksumMismatch, sum.Rows(), sum.String(), srcRows, srcSum)))
+	}
+	if err := pw.Close(); err != nil {
+		return nil, err
+	}
+	if err := <-putErr; err != nil {
+		return nil, classify(fmt.Errorf("%s: put %s: %w", j, dataKey, err))
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, classify(fmt.Errorf("%s: end snapshot: %w", j, err))
+	}
+	if e.BeforeManifest != nil {
+		e.BeforeManifest()
+	}
+
+	epoch := e.Registry.EpochAt(j.Window.Start)
+	if len(epochs) > 0 {
+		// a window that spans a cutover records the newest epoch of its rows
+		for ep := range epochs {
+			if ep > epoch {
+				epoch = ep
+			}
+		}
+	}
+	ws, we := j.Window.Start.UTC(), j.Window.End.UTC()
+	m := &landing.Manifest{
+		Format: landing.FormatVersion, Table: j.Table, Shard: j.Shard, Source: landing.Batch,
+		WindowStart: &ws, WindowEnd: &we, RegistryEpoch: epoch,
+		Rows: sum.Rows(), Checksum: sum.String(),
+		DataKey: dataKey, DataBytes: counter.n, DataSHA256: hex.EncodeToString(counter.h.Sum(nil)),
+		Columns: cols, TokenizerKeyID: e.Tokenizer.KeyID(), ExtractedAt: extractedAt, CodeVersion: e.CodeVersion,
+	}
+	body, err := m.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("%s: manifest: %w", j, err)
+	}
+	if err := e.Store.Put(ctx, manKey, bytesReader(body)); err != nil {
+		return nil, classify(fmt.Errorf("%s: put %s: %w", j, manKey, err))
+	}
+	res.Manifest = m
+	res.Duration = time.Since(start)
+	log.Info("window landed", "rows", m.Rows, "scanned", res.Scanned, "unowned", res.Unowned, "pages", res.Pages,
+		"bytes", m.DataBytes, "rows_per_s", int64(float64(res.Scanned)/res.Duration.Seconds()), "duration", res.Duration.Round(time.Millisecond), "key", dataKey)
+	return res, nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.h.Write(p[:n])
+	c.n += int64(n)
+	return n, err
+}

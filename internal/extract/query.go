@@ -1,0 +1,166 @@
+package extract
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/registry"
+)
+
+// Column names every source table has (docs/contracts.md §1).
+const (
+	ColCustomerID = "customer_id"
+	ColBucket     = "bucket"
+)
+
+// Queries are the SQL statements that read one table of one shard. Every statement
+// reads through the table's watermark index (<table>_watermark_idx on (updated_at, pk)):
+// its only range condition is on updated_at and its only order is (updated_at, pk).
+type Queries struct {
+	Table registry.Table
+
+	// Page reads one keyset page of landed columns. Parameters: $1 window start,
+	// $2 window end, $3 page size, then the last (watermark, pk...) seen. The first
+	// page passes FirstAfter.
+	Page string
+
+	// Checksum returns (count, checksum) of the rows of [$1, $2) that this shard owned
+	// at their instant, with the ownership filter in SQL (a VALUES list of the shard's
+	// ownership intervals). It is the source side of extract's self-check and of dq.
+	Checksum string
+
+	// Pairs returns (key text, row_version) of the same rows as Checksum, ordered by
+	// key text: what dq compares when the checksums differ.
+	Pairs string
+
+	// Unowned returns (bucket, rows, min watermark, max watermark) of the rows of
+	// [$1, $2) this shard did NOT own at their instant, per bucket.
+	Unowned string
+
+	cols    []registry.Column // landed columns, in SELECT order
+	keyIdx  []int             // positions of the primary key columns in cols
+	wmIdx   int               // position of the watermark
+	verIdx  int               // position of the version
+	custIdx int               // position of customer_id
+	buckIdx int               // position of bucket
+}
+
+// NewQueries builds the statements for table t on shard, with the ownership
+// intervals of that shard (registry.ShardIntervals).
+func NewQueries(t registry.Table, intervals []registry.Interval) (*Queries, error) {
+	q := &Queries{Table: t, cols: t.Landed(), wmIdx: -1, verIdx: -1, custIdx: -1, buckIdx: -1}
+	pos := map[string]int{}
+	for i, c := range q.cols {
+		pos[c.Name] = i
+	}
+	need := func(name string) (int, error) {
+		i, ok := pos[name]
+		if !ok {
+			return -1, fmt.Errorf("table %s: column %s is required and must be landed", t.Name, name)
+		}
+		return i, nil
+	}
+	var err error
+	for _, k := range t.PrimaryKey {
+		i, e := need(k)
+		if e != nil {
+			return nil, e
+		}
+		q.keyIdx = append(q.keyIdx, i)
+	}
+	if q.wmIdx, err = need(t.Watermark); err != nil {
+		return nil, err
+	}
+	if q.verIdx, err = need(t.Version); err != nil {
+		return nil, err
+	}
+	if q.custIdx, err = need(ColCustomerID); err != nil {
+		return nil, err
+	}
+	if q.buckIdx, err = need(ColBucket); err != nil {
+		return nil, err
+	}
+
+	tbl := ident(t.Name)
+	wm := ident(t.Watermark)
+	order := []string{wm}
+	for _, k := range t.PrimaryKey {
+		order = append(order, ident(k))
+	}
+	sel := make([]string, len(q.cols))
+	for i, c := range q.cols {
+		sel[i] = ident(c.Name)
+	}
+	params := make([]string, len(order))
+	for i := range order {
+		params[i] = fmt.Sprintf("$%d", i+4)
+	}
+	q.Page = fmt.Sprintf("SELECT %s FROM %s WHERE %s >= $1 AND %s < $2 AND (%s) > (%s) ORDER BY %s LIMIT $3",
+		strings.Join(sel, ", "), tbl, wm, wm, strings.Join(order, ", "), strings.Join(params, ", "), strings.Join(order, ", "))
+
+	keys := make([]string, len(t.PrimaryKey))
+	for i, k := range t.PrimaryKey {
+		keys[i] = ident(k)
+	}
+	cnt, sum := landing.ChecksumSQL(landing.Postgres, keys, ident(t.Version))
+	from := fmt.Sprintf("%s t JOIN (VALUES %s) AS own(lo, hi, vfrom, vto) ON t.%s BETWEEN own.lo AND own.hi AND t.%s >= own.vfrom AND t.%s < own.vto WHERE t.%s >= $1 AND t.%s < $2",
+		tbl, ownershipValues(intervals), ident(ColBucket), wm, wm, wm, wm)
+	q.Checksum = fmt.Sprintf("SELECT %s, %s FROM %s", cnt, sum, from)
+	keyText := make([]string, len(keys))
+	for i, k := range keys {
+		keyText[i] = "t." + k + "::text"
+	}
+	q.Pairs = fmt.Sprintf("SELECT %s AS key_text, t.%s FROM %s ORDER BY 1", strings.Join(keyText, " || '|' || "), ident(t.Version), from)
+	q.Unowned = fmt.Sprintf("SELECT t.%s, count(*), min(t.%s), max(t.%s) FROM %s t WHERE t.%s >= $1 AND t.%s < $2 AND NOT EXISTS (SELECT 1 FROM (VALUES %s) AS own(lo, hi, vfrom, vto) WHERE t.%s BETWEEN own.lo AND own.hi AND t.%s >= own.vfrom AND t.%s < own.vto) GROUP BY 1 ORDER BY 1",
+		ident(ColBucket), wm, wm, tbl, wm, wm, ownershipValues(intervals), ident(ColBucket), wm, wm)
+	return q, nil
+}
+
+// Columns are the landed columns the page query selects, in order.
+func (q *Queries) Columns() []registry.Column { return q.cols }
+
+// FirstAfter is the keyset position before every row of a window starting at t0:
+// (t0 − 1µs, the smallest value of each key column). Every row with watermark >= t0
+// sorts after it.
+func (q *Queries) FirstAfter(t0 time.Time) []any {
+	out := []any{t0.Add(-time.Microsecond)}
+	for _, i := range q.keyIdx {
+		switch q.cols[i].Type {
+		case "uuid":
+			out = append(out, "00000000-0000-0000-0000-000000000000")
+		case "integer":
+			out = append(out, int32(-1<<31))
+		case "bigint":
+			out = append(out, int64(-1<<63))
+		default: // text and the rest: the empty string sorts first in every collation
+			out = append(out, "")
+		}
+	}
+	return out
+}
+
+// ownershipValues renders intervals as VALUES rows (lo, hi, valid_from, valid_to);
+// an open bound is ±infinity. An empty list renders a row that matches nothing.
+func ownershipValues(ivs []registry.Interval) string {
+	if len(ivs) == 0 {
+		return "(-1, -2, 'infinity'::timestamptz, '-infinity'::timestamptz)"
+	}
+	rows := make([]string, len(ivs))
+	for i, iv := range ivs {
+		from, to := "'-infinity'::timestamptz", "'infinity'::timestamptz"
+		if !iv.From.IsZero() {
+			from = "'" + iv.From.UTC().Format(time.RFC3339Nano) + "'::timestamptz"
+		}
+		if !iv.To.IsZero() {
+			to = "'" + iv.To.UTC().Format(time.RFC3339Nano) + "'::timestamptz"
+		}
+		rows[i] = fmt.Sprintf("(%d, %d, %s, %s)", iv.Lo, iv.Hi, from, to)
+	}
+	return strings.Join(rows, ", ")
+}
+
+func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
