@@ -1,0 +1,303 @@
+package dq
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/shopsphere/shardflow/internal/extract"
+	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/registry"
+)
+
+// Warehouse runs dq's queries on the warehouse's raw tables (docs/contracts.md §6)
+// over database/sql, in DuckDB or Snowflake SQL. It only reads raw tables; it writes
+// only the results table.
+type Warehouse struct {
+	DB       *sql.DB
+	Dialect  landing.Dialect
+	Raw      string // schema of the raw tables, "raw"
+	Results  string // qualified name of the results table, "dq.dq_results"
+	Registry *registry.Registry
+}
+
+var _ WindowSide = (*Warehouse)(nil)
+
+func (w *Warehouse) table(name string) string { return w.Raw + "." + name }
+
+// ts renders an instant as a timestamp-with-time-zone literal of the dialect.
+func (w *Warehouse) ts(t time.Time) string {
+	s := t.UTC().Format("2006-01-02 15:04:05.000000")
+	if w.Dialect == landing.Snowflake {
+		return "'" + s + " +00:00'::TIMESTAMP_TZ"
+	}
+	return "TIMESTAMPTZ '" + s + "+00'"
+}
+
+func (w *Warehouse) keyText(t registry.Table, alias ...string) string {
+	pre := ""
+	if len(alias) > 0 {
+		pre = alias[0] + "."
+	}
+	parts := make([]string, len(t.PrimaryKey))
+	for i, k := range t.PrimaryKey {
+		parts[i] = "CAST(" + pre + k + " AS VARCHAR)"
+	}
+	return strings.Join(parts, " || '|' || ")
+}
+
+func (w *Warehouse) windowWhere(t registry.Table, shard string, win extract.Window) string {
+	return fmt.Sprintf("_source = 'batch' AND _shard = '%s' AND %s >= %s AND %s < %s",
+		strings.ReplaceAll(shard, "'", "''"), t.Watermark, w.ts(win.Start), t.Watermark, w.ts(win.End))
+}
+
+// WindowChecksum implements WindowSide: the batch rows of shard whose watermark is in win.
+func (w *Warehouse) WindowChecksum(ctx context.Context, table, shard string, win extract.Window) (int64, string, error) {
+	t, ok := w.Registry.Table(table)
+	if !ok {
+		return 0, "", fmt.Errorf("table %s is not in shards.yaml", table)
+	}
+	cnt, sum := landing.ChecksumSQL(w.Dialect, t.PrimaryKey, t.Version)
+	var n int64
+	var s string
+	q := fmt.Sprintf("SELECT %s, %s FROM %s WHERE %s", cnt, sum, w.table(table), w.windowWhere(t, shard, win))
+	if err := w.DB.QueryRowContext(ctx, q).Scan(&n, &s); err != nil {
+		return 0, "", fmt.Errorf("warehouse checksum of shard %s table %s window %s: %w", shard, table, win, err)
+	}
+	return n, s, nil
+}
+
+// WindowPairs implements WindowSide.
+func (w *Warehouse) WindowPairs(ctx context.Context, table, shard string, win extract.Window) ([]Pair, error) {
+	t, ok := w.Registry.Table(table)
+	if !ok {
+		return nil, fmt.Errorf("table %s is not in shards.yaml", table)
+	}
+	q := fmt.Sprintf("SELECT %s AS k, %s FROM %s WHERE %s ORDER BY 1, 2", w.keyText(t), t.Version, w.table(table), w.windowWhere(t, shard, win))
+	rows, err := w.DB.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("warehouse pairs of shard %s table %s window %s: %w", shard, table, win, err)
+	}
+	defer rows.Close()
+	var out []Pair
+	for rows.Next() {
+		var p Pair
+		if err := rows.Scan(&p.Key, &p.Version); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// ownership renders the whole ownership history as a VALUES list (shard, lo, hi, from, to).
+func (w *Warehouse) ownership() string {
+	var rows []string
+	for _, iv := range w.Registry.Intervals() {
+		from, to := time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+		if !iv.From.IsZero() {
+			from = iv.From
+		}
+		if !iv.To.IsZero() {
+			to = iv.To
+		}
+		rows = append(rows, fmt.Sprintf("('%s', %d, %d, %s, %s)", iv.Shard, iv.Lo, iv.Hi, w.ts(from), w.ts(to)))
+	}
+	return "(VALUES " + strings.Join(rows, ", ") + ") AS own(shard, lo, hi, vfrom, vto)"
+}
+
+// DuplicateLatest finds global keys whose latest owned version comes from more than one
+// shard. The ownership filter keeps a row only if its shard owned its bucket at the
+// row's instant (the watermark; the commit time for a CDC delete), so a key can have one
+// owner per instant and this should always be empty.
+func (w *Warehouse) DuplicateLatest(ctx context.Context, table string) (int64, []string, error) {
+	t, ok := w.Registry.Table(table)
+	if !ok {
+		return 0, nil, fmt.Errorf("table %s is not in shards.yaml", table)
+	}
+	inst := fmt.Sprintf("CASE WHEN r._op = 'd' THEN r._commit_ts ELSE r.%s END", t.Watermark)
+	q := fmt.Sprintf(`WITH owned AS (
+		SELECT %s AS k, r.%s AS v, r._shard AS shard FROM %s r JOIN %s
+		  ON r._shard = own.shard AND r.bucket BETWEEN own.lo AND own.hi AND %s >= own.vfrom AND %s < own.vto),
+	latest AS (SELECT k, max(v) AS v FROM owned GROUP BY k),
+	dup AS (SELECT o.k FROM owned o JOIN latest l ON o.k = l.k AND o.v = l.v GROUP BY o.k HAVING count(DISTINCT o.shard) > 1)
+	SELECT (SELECT count(*) FROM dup), k FROM dup ORDER BY k LIMIT %d`,
+		w.keyText(t, "r"), t.Version, w.table(table), w.ownership(), inst, inst, MaxKeysInDetail)
+	return w.countAndKeys(ctx, q)
+}
+
+// BatchDuplicates finds (key, version) pairs loaded more than once from one shard's batch
+// files: windows do not overlap and a re-extracted file replaces its rows, so any is an
+// exactly-once violation.
+func (w *Warehouse) BatchDuplicates(ctx context.Context, table string) (int64, []string, error) {
+	t, ok := w.Registry.Table(table)
+	if !ok {
+		return 0, nil, fmt.Errorf("table %s is not in shards.yaml", table)
+	}
+	q := fmt.Sprintf(`WITH dup AS (SELECT %s || ' v' || CAST(%s AS VARCHAR) || ' shard ' || _shard AS k
+		FROM %s WHERE _source = 'batch' GROUP BY %s, %s, _shard HAVING count(*) > 1)
+	SELECT (SELECT count(*) FROM dup), k FROM dup ORDER BY k LIMIT %d`,
+		w.keyText(t), t.Version, w.table(table), strings.Join(t.PrimaryKey, ", "), t.Version, MaxKeysInDetail)
+	return w.countAndKeys(ctx, q)
+}
+
+func (w *Warehouse) countAndKeys(ctx context.Context, q string) (int64, []string, error) {
+	rows, err := w.DB.QueryContext(ctx, q)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer rows.Close()
+	var n int64
+	var keys []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&n, &k); err != nil {
+			return 0, nil, err
+		}
+		keys = append(keys, k)
+	}
+	return n, keys, rows.Err()
+}
+
+// StringColumns lists the string columns of every raw table.
+func (w *Warehouse) StringColumns(ctx context.Context) (map[string][]string, error) {
+	q := fmt.Sprintf(`SELECT table_name, column_name FROM information_schema.columns
+		WHERE lower(table_schema) = lower('%s') AND upper(data_type) IN ('VARCHAR', 'TEXT') ORDER BY table_name, ordinal_position`, w.Raw)
+	rows, err := w.DB.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("list warehouse string columns: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]string{}
+	for rows.Next() {
+		var t, c string
+		if err := rows.Scan(&t, &c); err != nil {
+			return nil, err
+		}
+		out[strings.ToLower(t)] = append(out[strings.ToLower(t)], c)
+	}
+	return out, rows.Err()
+}
+
+// ScanPCI counts card-number-like values (CountPANs) in one string column: the
+// warehouse preselects values with at least 13 digits; Go applies the exact rule.
+// It returns the number of hits and of rows holding one. No value leaves this function.
+func (w *Warehouse) ScanPCI(ctx context.Context, table, column string) (hits, rowsHit int64, err error) {
+	strip := fmt.Sprintf("regexp_replace(%s, '[^0-9]', '', 'g')", column)
+	if w.Dialect == landing.Snowflake {
+		strip = fmt.Sprintf("REGEXP_REPLACE(%s, '[^0-9]', '')", column)
+	}
+	q := fmt.Sprintf("SELECT %s FROM %s WHERE length(%s) >= 13", column, w.table(table), strip)
+	rows, err := w.DB.QueryContext(ctx, q)
+	if err != nil {
+		return 0, 0, fmt.Errorf("pci scan of %s.%s: %w", table, column, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return 0, 0, fmt.Errorf("pci scan of %s.%s: %w", table, column, err)
+		}
+		if n := CountPANs(s); n > 0 {
+			hits += int64(n)
+			rowsHit++
+		}
+	}
+	return hits, rowsHit, rows.Err()
+}
+
+// Fresh is the newest data of one shard in one raw table.
+type Fresh struct {
+	Shard, Source string
+	MaxWatermark  time.Time
+	MaxLoadedAt   time.Time
+}
+
+// Freshness returns, per shard and source, the newest watermark and load time.
+func (w *Warehouse) Freshness(ctx context.Context, table string) ([]Fresh, error) {
+	t, ok := w.Registry.Table(table)
+	if !ok {
+		return nil, fmt.Errorf("table %s is not in shards.yaml", table)
+	}
+	q := fmt.Sprintf("SELECT _shard, _source, max(%s), max(_loaded_at) FROM %s GROUP BY 1, 2 ORDER BY 1, 2", t.Watermark, w.table(table))
+	rows, err := w.DB.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("freshness of %s: %w", table, err)
+	}
+	defer rows.Close()
+	var out []Fresh
+	for rows.Next() {
+		var f Fresh
+		if err := rows.Scan(&f.Shard, &f.Source, &f.MaxWatermark, &f.MaxLoadedAt); err != nil {
+			return nil, fmt.Errorf("freshness of %s: %w", table, err)
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// EnsureResults creates the results table if it does not exist.
+func (w *Warehouse) EnsureResults(ctx context.Context) error {
+	schema, _, _ := strings.Cut(w.Results, ".")
+	tsType := "TIMESTAMPTZ"
+	if w.Dialect == landing.Snowflake {
+		tsType = "TIMESTAMP_TZ"
+	}
+	stmts := []string{
+		"CREATE SCHEMA IF NOT EXISTS " + schema,
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
+			run_id VARCHAR NOT NULL, check_name VARCHAR NOT NULL, shard VARCHAR, table_name VARCHAR,
+			window_start %s, window_end %s, status VARCHAR NOT NULL,
+			source_count BIGINT, warehouse_count BIGINT, source_checksum VARCHAR, warehouse_checksum VARCHAR,
+			detail VARCHAR, checked_at %s NOT NULL)`, w.Results, tsType, tsType, tsType),
+	}
+	for _, s := range stmts {
+		if _, err := w.DB.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("create %s: %w", w.Results, err)
+		}
+	}
+	return nil
+}
+
+// WriteResults appends the results of one run in one transaction.
+func (w *Warehouse) WriteResults(ctx context.Context, rs []Result) error {
+	if err := w.EnsureResults(ctx); err != nil {
+		return err
+	}
+	tx, err := w.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", w.Results, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	for _, r := range rs {
+		ws, we := "NULL", "NULL"
+		if r.Window != nil {
+			ws, we = w.ts(r.Window.Start), w.ts(r.Window.End)
+		}
+		q := fmt.Sprintf("INSERT INTO %s VALUES (?, ?, ?, ?, %s, %s, ?, ?, ?, ?, ?, ?, %s)", w.Results, ws, we, w.ts(r.CheckedAt))
+		if _, err := tx.ExecContext(ctx, q, r.RunID, r.Check, nullStr(r.Shard), nullStr(r.Table), string(r.Status),
+			nullInt(r.SourceCount), nullInt(r.WarehouseCount), nullStr(r.SourceChecksum), nullStr(r.WarehouseChecksum), nullStr(r.Detail)); err != nil {
+			return fmt.Errorf("write %s: %w", w.Results, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("write %s: %w", w.Results, err)
+	}
+	return nil
+}
+
+func nullStr(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func nullInt(n *int64) any {
+	if n == nil {
+		return nil
+	}
+	return *n
+}
