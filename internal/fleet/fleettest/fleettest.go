@@ -1,0 +1,134 @@
+// Package fleettest starts a real local shard fleet for a test: one PostgreSQL cluster
+// per shard of a registry, on free loopback ports, in a fresh directory, with the OLTP
+// schema applied. The fleet is stopped and its directory removed when the test ends.
+//
+// Tests in different packages run in parallel (go test ./...), so Start never uses a
+// fixed port or a shared directory. Durability is off (fsync, full_page_writes,
+// synchronous_commit): these clusters are disposable.
+package fleettest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shopsphere/shardflow/internal/fleet"
+	"github.com/shopsphere/shardflow/internal/registry"
+)
+
+// Start brings up one cluster per shard of reg and registers the cleanup. It fails the
+// test (it does not skip) when PostgreSQL is missing: `make deps-apt` installs it.
+func Start(t testing.TB, reg *registry.Registry) *fleet.Fleet {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		// t.TempDir lives under a root-only 0700 parent the postgres user cannot
+		// traverse, so use a directory of our own under the temp root.
+		dir, err := os.MkdirTemp("", "shardflow-fleet-")
+		if err != nil {
+			t.Fatalf("fleettest: %v", err)
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatalf("fleettest: %v", err)
+		}
+		ports, err := freePorts(len(reg.Shards))
+		if err != nil {
+			t.Fatalf("fleettest: %v", err)
+		}
+		pm := map[string]int{}
+		for i, s := range reg.Shards {
+			pm[s.ID] = ports[i]
+		}
+		f, err := fleet.Up(ctx, fleet.Config{Dir: dir, Ports: pm, Registry: reg, Fast: true})
+		if err == nil {
+			t.Cleanup(func() {
+				cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
+				defer ccancel()
+				if err := f.Stop(cctx); err != nil {
+					t.Errorf("fleettest: %v", err)
+				}
+				_ = os.RemoveAll(dir)
+			})
+			return f
+		}
+		lastErr = err
+		if f != nil {
+			_ = f.Stop(ctx)
+		}
+		_ = os.RemoveAll(dir)
+		if errors.Is(err, fleet.ErrNoPostgres) || !portClash(err) {
+			break
+		}
+		// Another test process took one of our ports between the probe and the start.
+	}
+	t.Fatalf("fleettest: %v", lastErr)
+	return nil
+}
+
+// Registry parses registry text for a test, failing the test on a problem.
+func Registry(t testing.TB, yamlText string) *registry.Registry {
+	t.Helper()
+	r, err := registry.Check(strings.NewReader(yamlText))
+	if err != nil {
+		t.Fatalf("fleettest: registry: %v", err)
+	}
+	return r
+}
+
+// Load reads a registry file for a test (e.g. "../../shards.yaml").
+func Load(t testing.TB, path string) *registry.Registry {
+	t.Helper()
+	r, err := registry.Load(path)
+	if err != nil {
+		t.Fatalf("fleettest: %v", err)
+	}
+	return r
+}
+
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("free port: %w", err)
+		}
+		ls = append(ls, l)
+		p := l.Addr().(*net.TCPAddr).Port
+		if p >= fleet.DefaultBasePort && p < fleet.DefaultBasePort+100 {
+			i-- // the `make up` fleet's range: keep it free for it
+			continue
+		}
+		ports = append(ports, p)
+	}
+	return ports, nil
+}
+
+func portClash(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "Address already in use") || strings.Contains(s, "could not bind") || strings.Contains(s, "could not create any TCP/IP sockets")
+}
+
+// PortsFree reports whether the n ports from base on are free on loopback now.
+func PortsFree(base, n int) bool {
+	for p := base; p < base+n; p++ {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			return false
+		}
+		l.Close()
+	}
+	return true
+}
