@@ -56,8 +56,11 @@ type rowsW struct {
 	rows [][]any
 }
 
-func (w *rowsW) Write(row []any) error { w.rows = append(w.rows, append([]any(nil), row...)); return nil }
-func (w *rowsW) Close() error          { return nil }
+func (w *rowsW) Write(row []any) error {
+	w.rows = append(w.rows, append([]any(nil), row...))
+	return nil
+}
+func (w *rowsW) Close() error { return nil }
 
 func newTestExtractor(t *testing.T, reg *registry.Registry, conn *pgx.Conn) (*Extractor, *lakeT) {
 	lake := &lakeT{m: map[string][]byte{}, rows: map[string][][]any{}}
