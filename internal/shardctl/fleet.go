@@ -126,6 +126,19 @@ func fleetUp(ctx context.Context, env Env, dir string, shards, basePort int) err
 	if basePort < 1024 || basePort+len(reg.Shards) > 65535 {
 		return exitcode.Errorf(exitcode.Usage, "fleet up: --base-port %d does not leave room for %d shards", basePort, len(reg.Shards))
 	}
+	if old, err := fleet.Open(dir); err == nil {
+		var extra []string
+		for _, s := range old.Shards {
+			if _, ok := reg.Shard(s.ID); !ok {
+				extra = append(extra, s.ID)
+			}
+		}
+		if len(extra) > 0 {
+			fmt.Fprintf(env.Stderr, "warning: the fleet in %s also has shards %s, which %s does not list: they are left as they are, "+
+				"and rows written under another registry may not match this one's ownership (`shardctl fleet down --purge` starts over)\n",
+				dir, strings.Join(extra, ","), regPath)
+		}
+	}
 	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	f, err := fleet.Up(ctx, fleet.Config{Dir: dir, BasePort: basePort, Registry: reg, Logger: log})
 	if err != nil {
