@@ -3,7 +3,9 @@
 # clusters (internal/fleet/fleettest) on free ports; they do not need `make up`.
 .PHONY: up down fleet-status
 
-up: deps-apt build ## start the local shard fleet (SHARDS=N, default 4) and write var/fleet/fleet.env
+up: deps-apt deps-go ## start the local shard fleet (SHARDS=N, default 4) and write var/fleet/fleet.env
+	@mkdir -p $(BIN)
+	go build -o $(BIN)/shardctl ./tasks/shardctl
 	$(BIN)/shardctl fleet up --shards $(SHARDS)
 
 down: ## stop the local shard fleet (data kept in var/fleet; `make clean` deletes it)
