@@ -156,7 +156,7 @@ func TestUpIdempotentStopStartDown(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	fdir := filepath.Join(dir, "fleet")
+	fdir := filepath.Join(dir, "var", "fleet") // var/ does not exist yet, as in a fresh checkout
 	base := freeBase(t, len(reg.Shards))
 	cfg := fleet.Config{Dir: fdir, BasePort: base, Registry: reg, Fast: true}
 	f1, err := fleet.Up(ctx, cfg)

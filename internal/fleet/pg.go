@@ -229,7 +229,12 @@ func connectRetry(ctx context.Context, dsn string) (*pgx.Conn, error) {
 // preparePostgresDir creates dir owned by postgres (0700) and checks that the postgres
 // user can reach it.
 func preparePostgresDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// Parents the postgres user must traverse: 0755, like `mkdir -p` (a fresh checkout
+	// has no var/ yet). The fleet's own directory is postgres's alone.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
 	if err := chownPostgres(dir); err != nil {
