@@ -188,8 +188,8 @@ func Up(ctx context.Context, cfg Config) (*Fleet, error) {
 			want = p
 		}
 		if k, ok := known[s.ID]; ok {
-			if cfg.Ports != nil && k.Port != want {
-				return nil, fmt.Errorf("fleet up: shard %s: the fleet in %s has it on port %d, not %d (`shardctl fleet down --purge` to start over)", s.ID, dir, k.Port, want)
+			if k.Port != want {
+				return nil, fmt.Errorf("fleet up: shard %s: the fleet in %s has it on port %d, not %d: a shard keeps its port (use that base port, or `shardctl fleet down --purge` to start over)", s.ID, dir, k.Port, want)
 			}
 			k.ExtractEnv, k.ReplicationEnv = s.Connection.Extract.Env, s.Connection.Replication.Env
 			continue
