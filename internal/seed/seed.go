@@ -1,0 +1,134 @@
+// Package seed renders the dbt seeds that carry shards.yaml into the warehouse: the
+// ownership history (shard_ownership.csv), which the dbt ownership filter joins on
+// bucket and change instant, and the shard list (shards.csv). The files are generated,
+// committed under dbt/seeds and golden-tested: Render is a pure function of the
+// registry, so the same shards.yaml always gives the same bytes.
+package seed
+
+import (
+	"bytes"
+	"encoding/csv"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/shopsphere/shardflow/internal/registry"
+)
+
+// File is one rendered seed.
+type File struct {
+	Name string // file name under the seed directory, e.g. "shard_ownership.csv"
+	Data []byte
+}
+
+// Header rows, also the column contract with dbt/seeds/_seeds.yml.
+var (
+	OwnershipHeader = []string{"shard_id", "bucket_lo", "bucket_hi", "epoch", "valid_from", "valid_to"}
+	ShardsHeader    = []string{"shard_id", "state", "bucket_ranges"}
+)
+
+// Render returns every seed for r, in a fixed order.
+//
+// shard_ownership.csv has one row per registry.Interval: bucket_lo..bucket_hi (inclusive)
+// belonged to shard_id during [valid_from, valid_to) at registry epoch `epoch`. An empty
+// valid_from means "since the beginning", an empty valid_to "still owned" (dbt loads both
+// as NULL). Times are RFC 3339 in UTC. Every (bucket, instant) is covered by exactly one row.
+func Render(r *registry.Registry) ([]File, error) {
+	own, err := renderCSV(OwnershipHeader, ownershipRows(r))
+	if err != nil {
+		return nil, fmt.Errorf("render shard_ownership.csv: %w", err)
+	}
+	shards, err := renderCSV(ShardsHeader, shardRows(r))
+	if err != nil {
+		return nil, fmt.Errorf("render shards.csv: %w", err)
+	}
+	return []File{{"shard_ownership.csv", own}, {"shards.csv", shards}}, nil
+}
+
+func ownershipRows(r *registry.Registry) [][]string {
+	ivs := r.Intervals()
+	sort.SliceStable(ivs, func(i, j int) bool {
+		a, b := ivs[i], ivs[j]
+		if a.Shard != b.Shard {
+			return a.Shard < b.Shard
+		}
+		if a.Lo != b.Lo {
+			return a.Lo < b.Lo
+		}
+		return a.From.Before(b.From)
+	})
+	rows := make([][]string, 0, len(ivs))
+	for _, iv := range ivs {
+		rows = append(rows, []string{iv.Shard, strconv.Itoa(iv.Lo), strconv.Itoa(iv.Hi),
+			strconv.Itoa(iv.Epoch), instant(iv.From), instant(iv.To)})
+	}
+	return rows
+}
+
+func shardRows(r *registry.Registry) [][]string {
+	rows := make([][]string, 0, len(r.Shards))
+	for _, s := range r.Shards {
+		rows = append(rows, []string{s.ID, string(s.State), registry.FormatRanges(s.Buckets)})
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i][0] < rows[j][0] })
+	return rows
+}
+
+func instant(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func renderCSV(header []string, rows [][]string) ([]byte, error) {
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	if err := w.Write(header); err != nil {
+		return nil, err
+	}
+	if err := w.WriteAll(rows); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Diff names the seeds under dir whose content differs from files (missing counts as
+// different). It reads nothing else and writes nothing.
+func Diff(dir string, files []File) ([]string, error) {
+	var stale []string
+	for _, f := range files {
+		got, err := os.ReadFile(filepath.Join(dir, f.Name))
+		if err != nil && !os.IsNotExist(err) {
+			return nil, fmt.Errorf("read seed %s: %w", f.Name, err)
+		}
+		if !bytes.Equal(got, f.Data) {
+			stale = append(stale, f.Name)
+		}
+	}
+	return stale, nil
+}
+
+// Write writes files under dir (created if missing) and returns the names it changed.
+// Unchanged files are left untouched, so their modification times stay.
+func Write(dir string, files []File) ([]string, error) {
+	stale, err := Diff(dir, files)
+	if err != nil {
+		return nil, err
+	}
+	if len(stale) == 0 {
+		return nil, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("write seeds: %w", err)
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(dir, f.Name), f.Data, 0o644); err != nil {
+			return nil, fmt.Errorf("write seed %s: %w", f.Name, err)
+		}
+	}
+	return stale, nil
+}
