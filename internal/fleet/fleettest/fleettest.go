@@ -13,7 +13,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +31,7 @@ func Start(t testing.TB, reg *registry.Registry) *fleet.Fleet {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	reapOnce.Do(func() { reapStale(ctx) })
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		// t.TempDir lives under a root-only 0700 parent the postgres user cannot
@@ -38,6 +43,9 @@ func Start(t testing.TB, reg *registry.Registry) *fleet.Fleet {
 		if err := os.Chmod(dir, 0o755); err != nil {
 			t.Fatalf("fleettest: %v", err)
 		}
+		if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+			t.Fatalf("fleettest: %v", err)
+		}
 		ports, err := freePorts(len(reg.Shards))
 		if err != nil {
 			t.Fatalf("fleettest: %v", err)
@@ -46,7 +54,7 @@ func Start(t testing.TB, reg *registry.Registry) *fleet.Fleet {
 		for i, s := range reg.Shards {
 			pm[s.ID] = ports[i]
 		}
-		f, err := fleet.Up(ctx, fleet.Config{Dir: dir, Ports: pm, Registry: reg, Fast: true})
+		f, err := fleet.Up(ctx, fleet.Config{Dir: filepath.Join(dir, "fleet"), Ports: pm, Registry: reg, Fast: true})
 		if err == nil {
 			t.Cleanup(func() {
 				cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
@@ -90,6 +98,29 @@ func Load(t testing.TB, path string) *registry.Registry {
 		t.Fatalf("fleettest: %v", err)
 	}
 	return r
+}
+
+// ownerFile holds the pid of the test process that owns a fleet directory.
+const ownerFile = "owner.pid"
+
+var reapOnce sync.Once
+
+// reapStale stops and deletes the fleets of test processes that died without running
+// their cleanups (a test binary killed by -timeout or a signal).
+func reapStale(ctx context.Context) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "shardflow-fleet-*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue // alive, or not ours to judge
+		}
+		_ = fleet.Down(ctx, filepath.Join(dir, "fleet"), true)
+		_ = os.RemoveAll(dir)
+	}
 }
 
 func freePorts(n int) ([]int, error) {
