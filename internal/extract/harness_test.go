@@ -1,73 +1,101 @@
 package extract
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"io"
-	"sync"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/parquet-go/parquet-go"
 
+	"github.com/shopsphere/shardflow/internal/extract/stopgap"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
 
-// INTERIM: replaced by the real object store, tokenizer and Parquet writer as they land.
+// testKey is the tokenizer key of the tests (32+ bytes).
+const testKey = "test-tokenizer-key-0123456789abcdef"
+
+// lakeT is a landing zone in a temporary directory.
 type lakeT struct {
-	mu   sync.Mutex
-	m    map[string][]byte
-	rows map[string][][]any
-	last *rowsW
+	stopgap.Dir
 }
 
-func (s *lakeT) Put(ctx context.Context, key string, r io.Reader) error {
-	b, err := io.ReadAll(r)
+func (l lakeT) has(t *testing.T, w Window, shard, table string) bool {
+	t.Helper()
+	_, err := os.Stat(filepath.Join(l.Root, landing.ManifestKey(landing.BatchKey(table, shard, w.Start, w.End))))
+	return err == nil
+}
+
+// column reads one column of a landed data file as strings ("" for NULL).
+func (l lakeT) column(t *testing.T, dataKey, name string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(l.Root, dataKey))
 	if err != nil {
-		return err
+		t.Fatal(err)
 	}
-	s.mu.Lock()
-	s.m[key] = b
-	s.mu.Unlock()
-	return nil
-}
-func (s *lakeT) Delete(ctx context.Context, key string) error { delete(s.m, key); return nil }
-
-func (s *lakeT) has(t *testing.T, w Window, shard, table string) bool {
-	_, ok := s.m[landing.ManifestKey(landing.BatchKey(table, shard, w.Start, w.End))]
-	return ok
+	return parquetColumn(t, b, name)
 }
 
-func (s *lakeT) keys(t *testing.T, res *Result) map[string]bool {
-	out := map[string]bool{}
-	for _, r := range s.last.rows {
-		out[r[0].(string)] = true
+func parquetColumn(t *testing.T, b []byte, name string) []string {
+	t.Helper()
+	f, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, ok := f.Schema().Lookup(name)
+	if !ok {
+		t.Fatalf("no column %s in the file", name)
+	}
+	var out []string
+	for _, rg := range f.RowGroups() {
+		pages := rg.ColumnChunks()[leaf.ColumnIndex].Pages()
+		for {
+			p, err := pages.ReadPage()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			vals := make([]parquet.Value, p.NumValues())
+			n, err := p.Values().ReadValues(vals)
+			if err != nil && !errors.Is(err, io.EOF) {
+				t.Fatal(err)
+			}
+			for _, v := range vals[:n] {
+				if v.IsNull() {
+					out = append(out, "")
+				} else {
+					out = append(out, v.String())
+				}
+			}
+		}
+		pages.Close()
 	}
 	return out
 }
 
-type tokT struct{}
-
-func (tokT) Apply(c registry.Column, v string) (string, error) { return "tok_" + c.Name, nil }
-func (tokT) KeyID() string                                     { return "k1" }
-
-type rowsW struct {
-	lake *lakeT
-	key  *string
-	rows [][]any
-}
-
-func (w *rowsW) Write(row []any) error {
-	w.rows = append(w.rows, append([]any(nil), row...))
-	return nil
-}
-func (w *rowsW) Close() error { return nil }
-
-func newTestExtractor(t *testing.T, reg *registry.Registry, conn *pgx.Conn) (*Extractor, *lakeT) {
-	lake := &lakeT{m: map[string][]byte{}, rows: map[string][][]any{}}
-	e := &Extractor{Registry: reg, Conn: conn, Store: lake, Tokenizer: tokT{}}
-	e.NewWriter = func(io.Writer, []landing.Column) (FileWriter, error) {
-		lake.last = &rowsW{lake: lake}
-		return lake.last, nil
+func (l lakeT) keys(t *testing.T, res *Result) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	for _, k := range l.column(t, res.DataKey, "order_id") {
+		out[k] = true
 	}
-	return e, lake
+	return out
+}
+
+func newTestExtractor(t *testing.T, reg *registry.Registry, conn *pgx.Conn) (*Extractor, lakeT) {
+	t.Helper()
+	lake := lakeT{stopgap.Dir{Root: t.TempDir()}}
+	tok, err := stopgap.NewTokenizer(reg.Tokenizer.KeyID, []byte(testKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = context.Background
+	return &Extractor{Registry: reg, Conn: conn, Store: lake, Tokenizer: tok, NewWriter: func(w io.Writer, c []landing.Column) (FileWriter, error) { return stopgap.NewWriter(w, c) }, CodeVersion: "test"}, lake
 }

@@ -1,0 +1,233 @@
+// Command extract-window lands one closed window of one table of one shard: Parquet and
+// manifest at a deterministic key, PCI columns tokenized in-process. See --help and
+// docs/extract.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shopsphere/shardflow/internal/exitcode"
+	"github.com/shopsphere/shardflow/internal/extract"
+	"github.com/shopsphere/shardflow/internal/registry"
+)
+
+const help = `extract-window lands one closed window [start, end) of one table of one shard.
+
+It checks the shard's columns against shards.yaml (exit 4 on drift), refuses a window
+that is not closed yet (exit 75: end > shard now() - extract.safety_lag, or a transaction
+that started before end is still open, or a prepared transaction is pending), then reads
+the window in one REPEATABLE READ snapshot with keyset pages on the (updated_at, pk) index,
+keeps the rows whose bucket the shard owned at their updated_at, tokenizes PCI columns,
+and writes
+
+  landing/<table>/source=batch/shard=<id>/dt=<day>/<table>__<id>__<start>__<end>.parquet
+
+then its .manifest.json (rows, checksum, sha256). Re-running overwrites the same two
+objects, so a retry never duplicates. The window must be one extract.window long and
+aligned to it (UTC).
+
+usage:
+  extract-window --shard s00 --table orders --window 2026-11-24T10:00Z
+  extract-window --shard s00 --table orders --window-start 2026-11-24T10:00Z --window-end 2026-11-24T11:00Z
+  extract-window ... --dry-run      print the plan (queries, keys, closedness, schema), write nothing
+
+environment:
+  SHARDFLOW_REGISTRY   path to shards.yaml (default shards.yaml)
+  SHARDFLOW_ENV        environment in shards.yaml (default local): object store
+  <shards[].connection.extract.env>   the shard's DSN (extract role), e.g. SHARDFLOW_S00_EXTRACT_DSN
+  <tokenizer.key.env>  the tokenizer key, at least 32 bytes, e.g. SHARDFLOW_TOKEN_KEY
+  AWS_*                credentials and region for an s3 object store
+
+exit codes: 0 landed; 2 usage or configuration; 3 data check failed (a row with a wrong
+bucket, or the self-check of streamed rows against the snapshot's checksum); 4 schema
+drift; 75 retry later (window not closed, shard or object store unreachable); 1 other.
+
+flags:
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], environ(), os.Stdout, os.Stderr)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "extract-window:", err)
+		os.Exit(exitcode.Of(err))
+	}
+}
+
+func environ() map[string]string {
+	vars := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	return vars
+}
+
+type options struct {
+	shard, table       string
+	start, end, window string
+	dryRun             bool
+}
+
+func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("extract-window", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, help); fs.PrintDefaults() }
+	var o options
+	fs.StringVar(&o.shard, "shard", "", "shard id, as in shards.yaml (required)")
+	fs.StringVar(&o.table, "table", "", "table name, as in shards.yaml (required)")
+	fs.StringVar(&o.start, "window-start", "", "window start, RFC3339 (with --window-end)")
+	fs.StringVar(&o.end, "window-end", "", "window end, RFC3339, exclusive")
+	fs.StringVar(&o.window, "window", "", "window start; the window is [start, start + extract.window)")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan and write nothing")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return exitcode.Wrap(exitcode.Usage, err)
+	}
+	if fs.NArg() > 0 {
+		return exitcode.Errorf(exitcode.Usage, "unexpected arguments %q", fs.Args())
+	}
+	regPath := env["SHARDFLOW_REGISTRY"]
+	if regPath == "" {
+		regPath = "shards.yaml"
+	}
+	reg, err := registry.Load(regPath)
+	if err != nil {
+		return exitcode.Wrap(exitcode.Usage, err)
+	}
+	job, err := jobOf(o, reg)
+	if err != nil {
+		return exitcode.Wrap(exitcode.Usage, err)
+	}
+	shard, _ := reg.Shard(job.Shard)
+	dsn := env[shard.Connection.Extract.Env]
+	if dsn == "" {
+		return exitcode.Errorf(exitcode.Usage, "shard %s: environment variable %s (its extract DSN) is not set", job.Shard, shard.Connection.Extract.Env)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		// pgx's connect error names host, user and database, never the password
+		return exitcode.Wrap(exitcode.Retryable, fmt.Errorf("%s: connect to shard (%s): %w", job, shard.Connection.Extract.Env, err))
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	_, _ = conn.Exec(ctx, "SET application_name = 'shardflow extract-window'")
+
+	deps, err := openDeps(ctx, reg, env)
+	if err != nil {
+		return err
+	}
+	ex := &extract.Extractor{Registry: reg, Conn: conn, Store: deps.store, Tokenizer: deps.tokenizer, NewWriter: deps.newWriter,
+		CodeVersion: codeVersion(), Logger: log}
+	if fp := env["SHARDFLOW_FAILPOINT"]; fp != "" {
+		if err := setFailpoint(ex, fp, stderr); err != nil {
+			return exitcode.Wrap(exitcode.Usage, err)
+		}
+	}
+	if o.dryRun {
+		p, err := ex.Plan(ctx, job)
+		if err != nil {
+			return err
+		}
+		printPlan(stdout, p)
+		return nil
+	}
+	res, err := ex.Run(ctx, job)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "landed %s: %d rows (%d scanned, %d not owned), checksum %s, %d bytes, %s\n",
+		res.DataKey, res.Manifest.Rows, res.Scanned, res.Unowned, res.Manifest.Checksum, res.Manifest.DataBytes, res.Duration.Round(time.Millisecond))
+	return nil
+}
+
+func jobOf(o options, reg *registry.Registry) (extract.Job, error) {
+	if o.shard == "" || o.table == "" {
+		return extract.Job{}, errors.New("--shard and --table are required")
+	}
+	var w extract.Window
+	var err error
+	switch {
+	case o.window != "" && (o.start != "" || o.end != ""):
+		return extract.Job{}, errors.New("give either --window or --window-start/--window-end")
+	case o.window != "":
+		if w.Start, err = extract.ParseTime(o.window); err != nil {
+			return extract.Job{}, fmt.Errorf("--window: %w", err)
+		}
+		w.End = w.Start.Add(reg.Extract.Window.Duration)
+	case o.start != "" && o.end != "":
+		if w.Start, err = extract.ParseTime(o.start); err != nil {
+			return extract.Job{}, fmt.Errorf("--window-start: %w", err)
+		}
+		if w.End, err = extract.ParseTime(o.end); err != nil {
+			return extract.Job{}, fmt.Errorf("--window-end: %w", err)
+		}
+	default:
+		return extract.Job{}, errors.New("a window is required: --window START, or --window-start and --window-end")
+	}
+	if _, ok := reg.Shard(o.shard); !ok {
+		return extract.Job{}, fmt.Errorf("--shard %s is not in shards.yaml", o.shard)
+	}
+	if _, ok := reg.Table(o.table); !ok {
+		return extract.Job{}, fmt.Errorf("--table %s is not in shards.yaml", o.table)
+	}
+	if err := w.Aligned(reg.Extract.Window.Duration); err != nil {
+		return extract.Job{}, err
+	}
+	return extract.Job{Shard: o.shard, Table: o.table, Window: w}, nil
+}
+
+func printPlan(w io.Writer, p *extract.Plan) {
+	fmt.Fprintf(w, "plan for %s (dry run: nothing written)\n", p.Job)
+	fmt.Fprintf(w, "  data key:      %s\n  manifest key:  %s\n", p.DataKey, p.ManifestKey)
+	if p.SchemaError != nil {
+		fmt.Fprintf(w, "  schema:        DRIFT: %v (a run exits 4)\n", p.SchemaError)
+	} else {
+		fmt.Fprintf(w, "  schema:        matches shards.yaml\n")
+	}
+	if p.Closedness.Closed {
+		fmt.Fprintf(w, "  closed:        yes (shard now %s, safety lag %s)\n", p.Closedness.ShardNow.UTC().Format(time.RFC3339), p.SafetyLag)
+	} else {
+		fmt.Fprintf(w, "  closed:        NO: %v (a run exits 75)\n", p.Closedness.Err)
+	}
+	var owned []string
+	for _, iv := range p.Intervals {
+		s := iv.Range.String()
+		if !iv.From.IsZero() {
+			s += " from " + iv.From.UTC().Format(time.RFC3339)
+		}
+		if !iv.To.IsZero() {
+			s += " until " + iv.To.UTC().Format(time.RFC3339)
+		}
+		owned = append(owned, s)
+	}
+	fmt.Fprintf(w, "  ownership:     buckets %s\n", strings.Join(owned, "; "))
+	fmt.Fprintf(w, "  columns:       %s\n", strings.Join(p.Columns, ", "))
+	if len(p.Dropped) > 0 {
+		fmt.Fprintf(w, "  never read:    %s (pci: drop)\n", strings.Join(p.Dropped, ", "))
+	}
+	fmt.Fprintf(w, "  page size:     %d\n  page query:    %s\n  self-check:    %s\n", p.PageSize, p.PageQuery, p.CheckQuery)
+	if p.PlanSummary != "" {
+		scan := "index only, no sequential scan"
+		if !p.IndexScanned {
+			scan = "SEQUENTIAL SCAN"
+		}
+		fmt.Fprintf(w, "  query plan:    %s (%s)\n", p.PlanSummary, scan)
+	}
+}
