@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 
 	_ "github.com/duckdb/duckdb-go/v2"
 	"github.com/jackc/pgx/v5"
+	"github.com/parquet-go/parquet-go"
 
 	"github.com/shopsphere/shardflow/internal/dq"
 	"github.com/shopsphere/shardflow/internal/extract"
@@ -53,7 +56,9 @@ type env struct {
 	vars    []string
 }
 
-func newEnv(t *testing.T, pageSize string) *env {
+// newEnv starts a fleet for the test's registry: shards.yaml with the page size (and,
+// when given, the window length and safety lag) replaced and the lake in a temp dir.
+func newEnv(t *testing.T, pageSize string, windowLag ...string) *env {
 	t.Helper()
 	b, err := os.ReadFile("../../shards.yaml")
 	if err != nil {
@@ -63,6 +68,10 @@ func newEnv(t *testing.T, pageSize string) *env {
 	lake := filepath.Join(dir, "lake")
 	text := strings.Replace(string(b), "path: var/lake", "path: "+lake, 1)
 	text = strings.Replace(text, "page_size: 10000", "page_size: "+pageSize, 1)
+	if len(windowLag) == 2 {
+		text = strings.Replace(text, "window: 1h", "window: "+windowLag[0], 1)
+		text = strings.Replace(text, "safety_lag: 5m", "safety_lag: "+windowLag[1], 1)
+	}
 	regPath := filepath.Join(dir, "shards.yaml")
 	if err := os.WriteFile(regPath, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
@@ -178,4 +187,44 @@ func window(start string, size time.Duration) extract.Window {
 		panic(err)
 	}
 	return extract.Window{Start: t0, End: t0.Add(size)}
+}
+
+// parquetStrings reads one column of a Parquet file as strings ("" for NULL).
+func parquetStrings(t *testing.T, b []byte, name string) []string {
+	t.Helper()
+	f, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, ok := f.Schema().Lookup(name)
+	if !ok {
+		t.Fatalf("no column %s in the file", name)
+	}
+	var out []string
+	for _, rg := range f.RowGroups() {
+		pages := rg.ColumnChunks()[leaf.ColumnIndex].Pages()
+		for {
+			p, err := pages.ReadPage()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			vals := make([]parquet.Value, p.NumValues())
+			n, err := p.Values().ReadValues(vals)
+			if err != nil && !errors.Is(err, io.EOF) {
+				t.Fatal(err)
+			}
+			for _, v := range vals[:n] {
+				if v.IsNull() {
+					out = append(out, "")
+				} else {
+					out = append(out, v.String())
+				}
+			}
+		}
+		pages.Close()
+	}
+	return out
 }

@@ -226,7 +226,7 @@ func printPlan(w io.Writer, p *extract.Plan) {
 	if p.PlanSummary != "" {
 		scan := "index only, no sequential scan"
 		if !p.IndexScanned {
-			scan = "SEQUENTIAL SCAN"
+			scan = "SEQUENTIAL SCAN: expected only on a table of a few pages, where PostgreSQL prefers it; on a large table, check the watermark index"
 		}
 		fmt.Fprintf(w, "  query plan:    %s (%s)\n", p.PlanSummary, scan)
 	}
