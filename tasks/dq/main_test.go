@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shopsphere/shardflow/internal/exitcode"
+	"github.com/shopsphere/shardflow/internal/extract"
+	"github.com/shopsphere/shardflow/internal/extract/extracttest"
+	"github.com/shopsphere/shardflow/internal/extract/stopgap"
+	"github.com/shopsphere/shardflow/internal/fleet/fleettest"
+	"github.com/shopsphere/shardflow/internal/landing"
+)
+
+const testKey = "test-tokenizer-key-0123456789abcdef"
+
+// TestDQEndToEnd: shards → extract → landing → load → dq, on a real fleet and DuckDB.
+// Everything matches: exit 0 and PASS rows in dq.dq_results. A row lost from the
+// warehouse: exit 3 naming its key. A PAN in a landed file (--pci-files): exit 3 naming
+// the file. A shard down: its checks fail, the others still run.
+func TestDQEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	lake, whPath := filepath.Join(dir, "lake"), filepath.Join(dir, "wh.duckdb")
+	b, err := os.ReadFile("../../shards.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(b), "path: var/lake", "path: "+lake, 1)
+	text = strings.Replace(text, "path: var/warehouse.duckdb", "path: "+whPath, 1)
+	regPath := filepath.Join(dir, "shards.yaml")
+	if err := os.WriteFile(regPath, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg := fleettest.Load(t, regPath)
+	f := fleettest.Start(t, reg)
+	env := map[string]string{"SHARDFLOW_REGISTRY": regPath, "SHARDFLOW_ENV": "local"}
+
+	w := extract.Window{Start: time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC)}
+	w.End = w.Start.Add(reg.Extract.Window.Duration)
+	tok, _ := stopgap.NewTokenizer(reg.Tokenizer.KeyID, []byte(testKey))
+	for _, s := range f.Shards {
+		env[s.ExtractEnv] = s.ExtractDSN
+		admin, err := pgx.Connect(ctx, s.AdminDSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		custs := extracttest.CustomersOwnedBy(reg, s.ID, w.Start, 10, 1)
+		for _, tb := range []string{"orders", "payments"} {
+			if err := extracttest.Fill(ctx, admin, reg, extracttest.Spec{Table: tb, Rows: 300, From: w.Start, To: w.End, Customers: custs, Seed: s.ID}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		admin.Close(ctx)
+		conn, err := pgx.Connect(ctx, s.ExtractDSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ex := &extract.Extractor{Registry: reg, Conn: conn, Store: stopgap.Dir{Root: lake}, Tokenizer: tok, CodeVersion: "test",
+			NewWriter: func(w io.Writer, c []landing.Column) (extract.FileWriter, error) { return stopgap.NewWriter(w, c) }}
+		for _, tb := range []string{"orders", "payments"} {
+			if _, err := ex.Run(ctx, extract.Job{Shard: s.ID, Table: tb, Window: w}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		conn.Close(ctx)
+	}
+	load := func() {
+		t.Helper()
+		db, err := sql.Open("duckdb", whPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for _, tb := range []string{"orders", "payments"} {
+			if _, err := extracttest.LoadLanded(db, lake, tb); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	load()
+	dq := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		err := run(ctx, args, env, &out, &errb)
+		return exitcode.Of(err), out.String() + errb.String()
+	}
+	where := []string{"--window", "2026-03-10T10:00Z", "--table", "orders,payments"}
+
+	code, out := dq(append(where, "--cross-shard", "--pci-files", "--run-id", "r1", "--freshness-sla", "1000000h")...)
+	if code != 0 || !strings.Contains(out, "dq run r1: PASS") {
+		t.Fatalf("clean pipeline: exit %d\n%s", code, out)
+	}
+	db, err := sql.Open("duckdb", whPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM dq.dq_results WHERE run_id = 'r1' AND check_name = 'completeness' AND status = 'PASS'").Scan(&n); err != nil || n != 8 {
+		t.Fatalf("dq_results completeness PASS rows = %d (%v), want 8 (4 shards × 2 tables)", n, err)
+	}
+	// lose one row in the warehouse
+	var lost string
+	if err := db.QueryRow("SELECT order_id FROM raw.orders WHERE _shard = 's02' ORDER BY order_id LIMIT 1").Scan(&lost); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("DELETE FROM raw.orders WHERE order_id = ?", lost); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	code, out = dq(append(where, "--run-id", "r2")...)
+	if code != 3 || !strings.Contains(out, "data loss") || !strings.Contains(out, lost) || !strings.Contains(out, "dq run r2: FAIL (7 pass, 0 warn, 1 fail)") {
+		t.Fatalf("lost row: exit %d\n%s", code, out)
+	}
+
+	// a card number in a landed file
+	bad := landing.BatchKey("orders", "s00", w.Start.Add(-w.End.Sub(w.Start)), w.Start)
+	if err := os.MkdirAll(filepath.Dir(filepath.Join(lake, bad)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lake, bad), []byte("not parquet 4111111111111111"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out = dq("--pci-files", "--table", "orders", "--run-id", "r3")
+	if code != 3 || !strings.Contains(out, bad) || strings.Contains(out, "4111111111111111") {
+		t.Fatalf("PAN in a landed file: exit %d\n%s", code, out)
+	}
+	_ = os.Remove(filepath.Join(lake, bad))
+
+	// a shard down: only unreachable → 75; its checks fail, the others run
+	if err := f.StopShard(ctx, "s03"); err != nil {
+		t.Fatal(err)
+	}
+	code, out = dq("--window", "2026-03-10T10:00Z", "--table", "payments", "--run-id", "r4")
+	passed := 0
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[0] == "PASS" && f[1] == "completeness" {
+			passed++
+		}
+	}
+	if code != 75 || !strings.Contains(out, "source_reachable") || passed != 3 {
+		t.Fatalf("s03 down: exit %d\n%s", code, out)
+	}
+}
