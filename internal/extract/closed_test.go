@@ -149,3 +149,38 @@ func waitShardPast(t *testing.T, conn *pgx.Conn, at time.Time) {
 }
 
 func itoa(n int32) string { return strconv.Itoa(int(n)) }
+
+// TestPreparedTransactionHoldsWindow: a prepared (two-phase) transaction holds every
+// window back until it is resolved, whatever its prepare time: PostgreSQL does not keep
+// its start time.
+func TestPreparedTransactionHoldsWindow(t *testing.T) {
+	ctx := context.Background()
+	reg := testRegistry(t, time.Minute, 0)
+	sh := startShards(t, reg)["s00"]
+	admin := connect(t, sh.AdminDSN)
+	cust := customerOf(t, reg, "s00")
+	tx, err := admin.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insertOrder(t, ctx, tx, reg, cust, "prepared")
+	if _, err := tx.Exec(ctx, "PREPARE TRANSACTION 'shardflow-test-2pc'"); err != nil {
+		t.Fatal(err)
+	}
+	_ = tx.Rollback(ctx) // the session is free again; the transaction lives on, prepared
+	conn := connect(t, sh.ExtractDSN)
+	w := Window{time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC), time.Date(2026, 3, 10, 10, 1, 0, 0, time.UTC)}
+	cl, err := CheckClosed(ctx, conn, "s00", "orders", w, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cl.Closed || len(cl.Err.Blockers) != 1 || !cl.Err.Blockers[0].Prepared || !strings.Contains(cl.Err.Error(), `prepared transaction gid="shardflow-test-2pc"`) {
+		t.Fatalf("with a prepared transaction: %+v", cl)
+	}
+	if _, err := admin.Exec(ctx, "ROLLBACK PREPARED 'shardflow-test-2pc'"); err != nil {
+		t.Fatal(err)
+	}
+	if cl, err := CheckClosed(ctx, conn, "s00", "orders", w, 0); err != nil || !cl.Closed {
+		t.Fatalf("after ROLLBACK PREPARED: %+v %v", cl, err)
+	}
+}
