@@ -1,0 +1,8 @@
+-- The latest owned version of each payments key (contracts §7), with is_removed for business
+-- deletes. Reads staging directly (not int_payments_owned) so its unit tests cover the
+-- ownership filter and the dedup together.
+with owned as (
+    {{ shardflow.owned_changes(ref('stg_shard__payments')) }}
+)
+
+{{ shardflow.latest_version('owned', ['payment_id']) }}
