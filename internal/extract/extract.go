@@ -267,28 +267,28 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 	keyParts := make([]string, len(q.keyIdx))
 	epochs := map[int]bool{}
 
-	after := q.FirstAfter(j.Window.Start)
 	pageSize := e.pageSize()
 	lastLog := time.Now()
 	every := e.ProgressEvery
 	if every <= 0 {
 		every = 5 * time.Second
 	}
-	for {
-		args := append([]any{j.Window.Start, j.Window.End, pageSize}, after...)
-		rows, err := tx.Query(ctx, q.Page, args...)
-		if err != nil {
-			return abort(classify(fmt.Errorf("%s: page %d: %w", j, res.Pages+1, err)))
+	// Pages are read by one goroutine while this one tokenizes and writes the previous
+	// page, so the shard's work and ours overlap. Rows stay in keyset order.
+	rctx, cancelRead := context.WithCancel(ctx)
+	pages, free := readPages(rctx, tx, q, j.Window, pageSize, sc)
+	defer func() {
+		cancelRead()
+		for range pages { // wait for the reader to stop using the connection
 		}
-		n := 0
-		for rows.Next() {
-			if err := rows.Scan(sc.dst...); err != nil {
-				rows.Close()
-				return abort(fmt.Errorf("%s: page %d: scan: %w", j, res.Pages+1, err))
-			}
-			n++
+	}()
+	for p := range pages {
+		if p.err != nil {
+			return abort(classify(fmt.Errorf("%s: page %d: %w", j, res.Pages+1, p.err)))
+		}
+		for r := 0; r < p.n; r++ {
+			copy(row[:nLanded], p.rows[r])
 			res.Scanned++
-			sc.values(row[:nLanded])
 			wm := row[q.wmIdx].(time.Time)
 			cust, _ := row[q.custIdx].(int64)
 			b, _ := row[q.buckIdx].(int32)
@@ -296,27 +296,20 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 				keyParts[i] = keyText(row[k])
 			}
 			if want := e.Registry.Bucket(cust); int(b) != want {
-				rows.Close()
 				return abort(dataErr(fmt.Errorf("%s: %w: key %s customer_id %d has bucket %d, registry.Bucket gives %d; fix the application's bucket computation",
 					j, ErrWrongBucket, landing.KeyText(keyParts...), cust, b, want)))
-			}
-			// remember the keyset position before filtering, so pages advance over skipped rows
-			after[0] = wm
-			for i, k := range q.keyIdx {
-				after[i+1] = row[k]
 			}
 			if !e.Registry.Owns(j.Shard, int(b), wm) {
 				res.Unowned++
 				continue
 			}
-			for i, p := range policies {
-				if p == "" || p == registry.PCIKeep || row[i] == nil {
+			for i, pol := range policies {
+				if pol == "" || pol == registry.PCIKeep || row[i] == nil {
 					continue
 				}
 				s, _ := row[i].(string)
 				tok, err := e.Tokenizer.Apply(q.cols[i], s)
 				if err != nil {
-					rows.Close()
 					// the error never carries the value
 					return abort(fmt.Errorf("%s: tokenize column %s of key %s: %w", j, q.cols[i].Name, landing.KeyText(keyParts...), err))
 				}
@@ -329,13 +322,10 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 			ver, _ := row[q.verIdx].(int64)
 			sum.Add(landing.KeyText(keyParts...), ver)
 			if err := fw.Write(row); err != nil {
-				rows.Close()
 				return abort(fmt.Errorf("%s: write row: %w", j, err))
 			}
 		}
-		if err := rows.Err(); err != nil {
-			return abort(classify(fmt.Errorf("%s: page %d: %w", j, res.Pages+1, err)))
-		}
+		free <- p
 		res.Pages++
 		if e.AfterPage != nil {
 			e.AfterPage(res.Pages)
@@ -345,9 +335,6 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 			log.Info("extract progress", "rows", sum.Rows(), "scanned", res.Scanned, "pages", res.Pages,
 				"rows_per_s", int64(float64(res.Scanned)/el.Seconds()), "duration", el.Round(time.Millisecond))
 			lastLog = time.Now()
-		}
-		if n < pageSize {
-			break
 		}
 	}
 	if err := fw.Close(); err != nil {
@@ -412,4 +399,84 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	c.h.Write(p[:n])
 	c.n += int64(n)
 	return n, err
+}
+
+// page is one keyset page of landed values (rows[:n]), or the error that ended reading.
+type page struct {
+	rows [][]any
+	n    int
+	err  error
+}
+
+// readPages reads the window's keyset pages in tx on its own goroutine and sends them,
+// in order, on the returned channel, which it closes after the last page (one with fewer
+// than pageSize rows), an error, or ctx's end. The consumer returns each page on free
+// when done with it; three pages circulate.
+func readPages(ctx context.Context, tx pgx.Tx, q *Queries, w Window, pageSize int, sc *scanner) (<-chan *page, chan<- *page) {
+	const buffers = 3
+	out := make(chan *page, 1)
+	free := make(chan *page, buffers)
+	for i := 0; i < buffers; i++ {
+		p := &page{rows: make([][]any, pageSize)}
+		for k := range p.rows {
+			p.rows[k] = make([]any, len(q.cols))
+		}
+		free <- p
+	}
+	go func() {
+		defer close(out)
+		send := func(p *page) bool {
+			select {
+			case out <- p:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		after := q.FirstAfter(w.Start)
+		for {
+			var p *page
+			select {
+			case p = <-free:
+			case <-ctx.Done():
+				return
+			}
+			p.n, p.err = 0, nil
+			args := append([]any{w.Start, w.End, pageSize}, after...)
+			rows, err := tx.Query(ctx, q.Page, args...)
+			if err != nil {
+				p.err = err
+				send(p)
+				return
+			}
+			for rows.Next() {
+				if err := rows.Scan(sc.dst...); err != nil {
+					rows.Close()
+					p.err = fmt.Errorf("scan: %w", err)
+					send(p)
+					return
+				}
+				sc.values(p.rows[p.n])
+				p.n++
+			}
+			if err := rows.Err(); err != nil {
+				p.err = err
+				send(p)
+				return
+			}
+			if p.n > 0 {
+				// the keyset position: the last row read, owned or not
+				last := p.rows[p.n-1]
+				after[0] = last[q.wmIdx]
+				for i, k := range q.keyIdx {
+					after[i+1] = last[k]
+				}
+			}
+			full := p.n == pageSize
+			if !send(p) || !full {
+				return
+			}
+		}
+	}()
+	return out, free
 }
