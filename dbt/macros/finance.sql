@@ -88,7 +88,7 @@ select
     table_name,
     max(loaded_at) as hwm_loaded_at,
     count(*) as files,
-    sum(rows) as input_rows,
+    sum({{ shardflow.history_rows() }}) as input_rows,
     sum(cast(checksum as {{ shardflow.type_checksum() }})) as input_checksum
 from {{ source('shard', '_load_history') }}
 group by shard, table_name

@@ -28,7 +28,7 @@
     now_loaded as (
         select p.shard_id, p.table_name,
                count(h.file_key) as files,
-               coalesce(sum(h.rows), 0) as input_rows,
+               coalesce(sum({{ shardflow.history_rows("h") }}), 0) as input_rows,
                coalesce(sum(cast(h.checksum as {{ shardflow.type_checksum() }})), 0) as input_checksum
         from pinned as p
         left join {{ source('shard', '_load_history') }} as h

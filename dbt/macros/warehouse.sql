@@ -34,3 +34,9 @@
 {% macro generate_schema_name(custom_schema_name, node) -%}
     {%- if custom_schema_name is none -%}{{ target.schema }}{%- else -%}{{ custom_schema_name | trim }}{%- endif -%}
 {%- endmacro %}
+
+{#- raw._load_history.rows (contracts §6). ROWS is reserved in Snowflake (all ANSI
+    keywords are), so there the column can exist only quoted, as "ROWS". -#}
+{% macro history_rows(alias=none) %}{{ return(adapter.dispatch('history_rows', 'shardflow')(alias)) }}{% endmacro %}
+{% macro default__history_rows(alias) %}{{ alias ~ '.' if alias }}rows{% endmacro %}
+{% macro snowflake__history_rows(alias) %}{{ alias ~ '.' if alias }}"ROWS"{% endmacro %}

@@ -40,6 +40,9 @@ step "dbt build (incremental merge into fact_orders), finance run fixture-run-2"
 build --vars '{code_version: fixture-2, finance_run_id: fixture-run-2}'
 "$VENV/bin/python" "$ROOT/test/fixtures/dbt/check_fixture.py" --db "$DB" --phase 2; ok
 
+step "fact_orders summary (what make demo prints)"
+dbt run-operation fact_orders_summary | grep -E "fact_orders:"; ok
+
 step "verify both finance runs (run 1 after phase 2 was loaded: pinned inputs must still give its numbers)"
 dbt run-operation verify_finance_run --args '{run_id: fixture-run-1}' | grep -E "verify finance"; ok
 dbt run-operation verify_finance_run --args '{run_id: fixture-run-2}' | grep -E "verify finance"; ok
