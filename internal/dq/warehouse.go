@@ -10,6 +10,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/warehouse"
 )
 
 // Warehouse runs dq's queries on the warehouse's raw tables (docs/contracts.md §6)
@@ -21,6 +22,9 @@ type Warehouse struct {
 	Raw      string // schema of the raw tables, "raw"
 	Results  string // qualified name of the results table, "dq.dq_results"
 	Registry *registry.Registry
+	// Checker, when set, answers the window checksum, batch duplicates and string
+	// columns (the warehouse package's own queries); dq's SQL answers the rest.
+	Checker warehouse.Checker
 }
 
 var _ WindowSide = (*Warehouse)(nil)
@@ -58,6 +62,9 @@ func (w *Warehouse) WindowChecksum(ctx context.Context, table, shard string, win
 	t, ok := w.Registry.Table(table)
 	if !ok {
 		return 0, "", fmt.Errorf("table %s is not in shards.yaml", table)
+	}
+	if w.Checker != nil {
+		return w.Checker.WindowChecksum(ctx, t, shard, win.Start, win.End)
 	}
 	cnt, sum := landing.ChecksumSQL(w.Dialect, t.PrimaryKey, t.Version)
 	var n int64
@@ -136,6 +143,9 @@ func (w *Warehouse) BatchDuplicates(ctx context.Context, table string) (int64, [
 	if !ok {
 		return 0, nil, fmt.Errorf("table %s is not in shards.yaml", table)
 	}
+	if w.Checker != nil {
+		return w.Checker.DuplicateKeys(ctx, t, MaxKeysInDetail)
+	}
 	q := fmt.Sprintf(`WITH dup AS (SELECT %s || ' v' || CAST(%s AS VARCHAR) || ' shard ' || _shard AS k
 		FROM %s WHERE _source = 'batch' GROUP BY %s, %s, _shard HAVING count(*) > 1)
 	SELECT (SELECT count(*) FROM dup), k FROM dup ORDER BY k LIMIT %d`,
@@ -163,6 +173,9 @@ func (w *Warehouse) countAndKeys(ctx context.Context, q string) (int64, []string
 
 // StringColumns lists the string columns of every raw table.
 func (w *Warehouse) StringColumns(ctx context.Context) (map[string][]string, error) {
+	if w.Checker != nil {
+		return w.Checker.StringColumns(ctx)
+	}
 	q := fmt.Sprintf(`SELECT table_name, column_name FROM information_schema.columns
 		WHERE lower(table_schema) = lower('%s') AND upper(data_type) IN ('VARCHAR', 'TEXT') ORDER BY table_name, ordinal_position`, w.Raw)
 	rows, err := w.DB.QueryContext(ctx, q)

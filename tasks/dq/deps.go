@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 
-	_ "github.com/duckdb/duckdb-go/v2"
 	_ "github.com/snowflakedb/gosnowflake"
 
 	"github.com/shopsphere/shardflow/internal/dq"
@@ -13,6 +13,8 @@ import (
 	"github.com/shopsphere/shardflow/internal/extract/stopgap"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/warehouse"
+	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
 )
 
 type deps struct {
@@ -28,8 +30,22 @@ func openDeps(ctx context.Context, reg *registry.Registry, target *registry.Envi
 	w := &dq.Warehouse{Raw: "raw", Results: "dq.dq_results", Registry: reg}
 	switch target.Warehouse.Kind {
 	case "duckdb":
-		db, err = sql.Open("duckdb", target.Warehouse.Path)
-		w.Dialect = landing.DuckDB
+		wh, err := duckdb.Open(ctx, target.Warehouse.Path)
+		if err != nil {
+			if errors.Is(err, warehouse.ErrConflict) {
+				return nil, exitcode.Wrap(exitcode.Retryable, err)
+			}
+			return nil, err
+		}
+		w.DB, w.Dialect, w.Checker = wh.DB(), landing.DuckDB, wh
+		d := &deps{warehouse: w, close: func() { wh.Close() }}
+		if pciFiles {
+			if d.files, err = openFiles(ctx, target, env); err != nil {
+				wh.Close()
+				return nil, err
+			}
+		}
+		return d, nil
 	case "snowflake":
 		dsn := env[target.Warehouse.DSN.Env]
 		if dsn == "" {
@@ -48,13 +64,6 @@ func openDeps(ctx context.Context, reg *registry.Registry, target *registry.Envi
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, exitcode.Wrap(exitcode.Retryable, fmt.Errorf("open warehouse (%s): %w", target.Warehouse.Kind, err))
-	}
-	if w.Dialect == landing.DuckDB {
-		db.SetMaxOpenConns(1)
-		if _, err := db.ExecContext(ctx, "SET TimeZone = 'UTC'"); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("open warehouse: %w", err)
-		}
 	}
 	w.DB = db
 	d := &deps{warehouse: w, close: func() { db.Close() }}

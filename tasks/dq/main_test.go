@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"io"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/extract/stopgap"
 	"github.com/shopsphere/shardflow/internal/fleet/fleettest"
 	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
 )
 
 const testKey = "test-tokenizer-key-0123456789abcdef"
@@ -76,13 +76,13 @@ func TestDQEndToEnd(t *testing.T) {
 	}
 	load := func() {
 		t.Helper()
-		db, err := sql.Open("duckdb", whPath)
+		wh, err := duckdb.Open(ctx, whPath)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer db.Close()
+		defer wh.Close()
 		for _, tb := range []string{"orders", "payments"} {
-			if _, err := extracttest.LoadLanded(db, lake, tb); err != nil {
+			if _, err := extracttest.LoadLanded(ctx, wh, reg, lake, tb); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -99,10 +99,11 @@ func TestDQEndToEnd(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "dq run r1: PASS") {
 		t.Fatalf("clean pipeline: exit %d\n%s", code, out)
 	}
-	db, err := sql.Open("duckdb", whPath)
+	wh, err := duckdb.Open(ctx, whPath)
 	if err != nil {
 		t.Fatal(err)
 	}
+	db := wh.DB()
 	var n int
 	if err := db.QueryRow("SELECT count(*) FROM dq.dq_results WHERE run_id = 'r1' AND check_name = 'completeness' AND status = 'PASS'").Scan(&n); err != nil || n != 8 {
 		t.Fatalf("dq_results completeness PASS rows = %d (%v), want 8 (4 shards × 2 tables)", n, err)
@@ -115,7 +116,7 @@ func TestDQEndToEnd(t *testing.T) {
 	if _, err := db.Exec("DELETE FROM raw.orders WHERE order_id = ?", lost); err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
+	wh.Close()
 	code, out = dq(append(where, "--run-id", "r2")...)
 	if code != 3 || !strings.Contains(out, "data loss") || !strings.Contains(out, lost) || !strings.Contains(out, "dq run r2: FAIL (7 pass, 0 warn, 1 fail)") {
 		t.Fatalf("lost row: exit %d\n%s", code, out)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -9,11 +10,13 @@ import (
 	"github.com/shopsphere/shardflow/internal/dq"
 	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/extract/extracttest"
+	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
 )
 
 // TestKillAndRerun: invariant 3. extract-window is SIGKILLed after some pages, and
 // between its data file and its manifest, on two shards and two windows, then re-run;
-// loads run between the crashes. The warehouse ends with exactly the shards' owned rows
+// loads run between the crashes, and loads of re-extracted files crash inside their
+// transaction at every step (the DuckDB backend's failpoints) before one completes. The warehouse ends with exactly the shards' owned rows
 // of each window (count and checksum), with no duplicates.
 func TestKillAndRerun(t *testing.T) {
 	ctx := context.Background()
@@ -50,26 +53,44 @@ func TestKillAndRerun(t *testing.T) {
 			if data, man := e.landed("orders", sh, w); !data || man {
 				t.Fatalf("%s %s killed before the manifest: data %v manifest %v, want data only", sh, w, data, man)
 			}
-			if n := loadLanded(t, db, e.lake, "orders"); n != 0 && sh == shards[0] && w == windows[0] {
+			if n := loadLanded(t, db, e.reg, e.lake, "orders"); n != 0 && sh == shards[0] && w == windows[0] {
 				t.Fatalf("load took %d files without manifests", n)
 			}
 			// 3. a clean run lands it; load
 			if code, out := e.extract(args(sh, w)...); code != 0 {
 				t.Fatalf("%s %s: exit %d: %s", sh, w, code, out)
 			}
-			loadLanded(t, db, e.lake, "orders")
+			loadLanded(t, db, e.reg, e.lake, "orders")
 			// 4. a re-run killed mid-way un-lands the window; load keeps the loaded rows
 			e.extractKilled("after-page:5", args(sh, w)...)
 			if _, man := e.landed("orders", sh, w); man {
 				t.Fatalf("%s %s: a re-run killed mid-way left the old manifest", sh, w)
 			}
-			loadLanded(t, db, e.lake, "orders")
+			loadLanded(t, db, e.reg, e.lake, "orders")
 			// 5. the re-run completes: same keys, new content (extracted_at), load replaces
 			if code, out := e.extract(args(sh, w)...); code != 0 {
 				t.Fatalf("%s %s: exit %d: %s", sh, w, code, out)
 			}
-			loadLanded(t, db, e.lake, "orders")
-			loadLanded(t, db, e.lake, "orders") // idempotent
+			loadLanded(t, db, e.reg, e.lake, "orders")
+			loadLanded(t, db, e.reg, e.lake, "orders") // idempotent
+			// 6. loads that crash inside their transaction, at each step, while replacing
+			//    a re-extracted file; the next load completes
+			for _, step := range []string{duckdb.StepDeleted, duckdb.StepInserted, duckdb.StepVerified, duckdb.StepHistory} {
+				if code, out := e.extract(args(sh, w)...); code != 0 {
+					t.Fatalf("%s %s: exit %d: %s", sh, w, code, out)
+				}
+				db.Failpoint = func(s string) error {
+					if s == step {
+						return errors.New("crash at " + s)
+					}
+					return nil
+				}
+				if _, err := extracttest.LoadLanded(ctx, db, e.reg, e.lake, "orders"); err == nil || !strings.Contains(err.Error(), "crash at "+step) {
+					t.Fatalf("load with a crash at %s: %v", step, err)
+				}
+				db.Failpoint = nil
+			}
+			loadLanded(t, db, e.reg, e.lake, "orders")
 		}
 	}
 
@@ -90,18 +111,17 @@ func TestKillAndRerun(t *testing.T) {
 		t.Errorf("batch duplicates: %d %v %v", n, keys, err)
 	}
 	var files, rows int64
-	if err := db.QueryRow("SELECT count(DISTINCT _file), count(*) FROM raw.orders").Scan(&files, &rows); err != nil {
+	if err := db.DB().QueryRow("SELECT count(DISTINCT _file), count(*) FROM raw.orders").Scan(&files, &rows); err != nil {
 		t.Fatal(err)
 	}
 	if files != 4 {
 		t.Errorf("raw.orders holds rows of %d files, want 4 (2 shards × 2 windows)", files)
 	}
 	var unowned int64
-	if err := db.QueryRow("SELECT count(*) FROM raw.orders WHERE (_shard = 's00' AND bucket > 1023) OR (_shard = 's01' AND (bucket < 1024 OR bucket > 2047))").Scan(&unowned); err != nil {
+	if err := db.DB().QueryRow("SELECT count(*) FROM raw.orders WHERE (_shard = 's00' AND bucket > 1023) OR (_shard = 's01' AND (bucket < 1024 OR bucket > 2047))").Scan(&unowned); err != nil {
 		t.Fatal(err)
 	}
 	if unowned != 0 {
 		t.Errorf("%d rows of buckets their shard does not own were landed", unowned)
 	}
-	_ = strings.TrimSpace
 }

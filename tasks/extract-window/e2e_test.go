@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"io"
 	"os"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/duckdb/duckdb-go/v2"
 	"github.com/jackc/pgx/v5"
 	"github.com/parquet-go/parquet-go"
 
@@ -24,6 +22,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/fleet/fleettest"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
 )
 
 const testKey = "test-tokenizer-key-0123456789abcdef"
@@ -162,23 +161,19 @@ func (e *env) landed(table, shard string, w extract.Window) (data, manifest bool
 	return err1 == nil, err2 == nil
 }
 
-// warehouse opens a DuckDB warehouse for the test.
-func (e *env) warehouse() *sql.DB {
+// warehouse opens a DuckDB warehouse (the warehouse package's backend) for the test.
+func (e *env) warehouse() *duckdb.Warehouse {
 	e.t.Helper()
-	db, err := sql.Open("duckdb", filepath.Join(e.t.TempDir(), "wh.duckdb"))
+	wh, err := duckdb.Open(context.Background(), filepath.Join(e.t.TempDir(), "wh.duckdb"))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	db.SetMaxOpenConns(1)
-	e.t.Cleanup(func() { db.Close() })
-	if _, err := db.Exec("SET TimeZone = 'UTC'"); err != nil {
-		e.t.Fatal(err)
-	}
-	return db
+	e.t.Cleanup(func() { wh.Close() })
+	return wh
 }
 
-func (e *env) dqWarehouse(db *sql.DB) *dq.Warehouse {
-	return &dq.Warehouse{DB: db, Dialect: landing.DuckDB, Raw: "raw", Results: "dq.dq_results", Registry: e.reg}
+func (e *env) dqWarehouse(wh *duckdb.Warehouse) *dq.Warehouse {
+	return &dq.Warehouse{DB: wh.DB(), Dialect: landing.DuckDB, Raw: "raw", Results: "dq.dq_results", Registry: e.reg, Checker: wh}
 }
 
 func window(start string, size time.Duration) extract.Window {

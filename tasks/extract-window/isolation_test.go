@@ -191,7 +191,7 @@ func TestPCINeverLands(t *testing.T) {
 
 	// the warehouse: load everything, scan every string column
 	db := e.warehouse()
-	loadLanded(t, db, e.lake, "payments")
+	loadLanded(t, db, e.reg, e.lake, "payments")
 	wh := e.dqWarehouse(db)
 	cols, err := wh.StringColumns(ctx)
 	if err != nil {
@@ -210,7 +210,7 @@ func TestPCINeverLands(t *testing.T) {
 		}
 		for p := range pans {
 			var n int
-			if err := db.QueryRow("SELECT count(*) FROM raw.payments WHERE contains("+c+", ?)", p).Scan(&n); err != nil {
+			if err := db.DB().QueryRow("SELECT count(*) FROM raw.payments WHERE contains("+c+", ?)", p).Scan(&n); err != nil {
 				t.Fatal(err)
 			}
 			if n > 0 {
@@ -219,7 +219,7 @@ func TestPCINeverLands(t *testing.T) {
 		}
 	}
 	var rows int
-	if err := db.QueryRow("SELECT count(*) FROM raw.payments").Scan(&rows); err != nil || rows < 800 {
+	if err := db.DB().QueryRow("SELECT count(*) FROM raw.payments").Scan(&rows); err != nil || rows < 800 {
 		t.Fatalf("raw.payments has %d rows (%v)", rows, err)
 	}
 }

@@ -1,16 +1,19 @@
 package main
 
 import (
-	"database/sql"
+	"context"
 	"testing"
 
 	"github.com/shopsphere/shardflow/internal/extract/extracttest"
+	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/warehouse"
 )
 
-// loadLanded loads the landed files of table (extracttest.LoadLanded until internal/load lands).
-func loadLanded(t *testing.T, db *sql.DB, lake, table string) int {
+// loadLanded loads the landed files of table through the warehouse backend
+// (extracttest.LoadLanded until internal/load lands).
+func loadLanded(t *testing.T, wh warehouse.Warehouse, reg *registry.Registry, lake, table string) int {
 	t.Helper()
-	n, err := extracttest.LoadLanded(db, lake, table)
+	n, err := extracttest.LoadLanded(context.Background(), wh, reg, lake, table)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,8 @@
 package extracttest
 
 import (
+	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -11,21 +11,22 @@ import (
 	"strings"
 
 	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/warehouse"
 )
 
-// LoadLanded loads every landed file of table under the directory lake into
-// raw.<table> of a DuckDB warehouse with the semantics of docs/contracts.md §6:
-// file-level idempotent, a known key with another sha256 replaces that file's rows, a
-// data file without its manifest is ignored, a data file whose sha256 differs from its
-// manifest is refused. It stands in for internal/load in the tests of extract and dq
-// until that package lands. It returns the number of files loaded.
-func LoadLanded(db *sql.DB, lake, table string) (int, error) {
-	for _, s := range []string{"CREATE SCHEMA IF NOT EXISTS raw",
-		`CREATE TABLE IF NOT EXISTS raw._load_history (file_key VARCHAR PRIMARY KEY, table_name VARCHAR, shard VARCHAR,
-		source VARCHAR, rows BIGINT, checksum VARCHAR, data_sha256 VARCHAR, loaded_at TIMESTAMPTZ)`} {
-		if _, err := db.Exec(s); err != nil {
-			return 0, fmt.Errorf("load: %w", err)
-		}
+// LoadLanded loads every landed file of table under the directory lake into the
+// warehouse through its LoadFile (file-level idempotent, docs/contracts.md §6). A data
+// file without its manifest is ignored; one whose sha256 differs from its manifest is
+// refused. It walks the directory itself and stands in for internal/load in the tests
+// of extract and dq until that package lands. It returns the files loaded or replaced.
+func LoadLanded(ctx context.Context, w warehouse.Warehouse, reg *registry.Registry, lake, table string) (int, error) {
+	t, ok := reg.Table(table)
+	if !ok {
+		return 0, fmt.Errorf("load: table %s is not in shards.yaml", table)
+	}
+	if err := w.Ensure(ctx, reg.Tables); err != nil {
+		return 0, err
 	}
 	var manifests []string
 	root := filepath.Join(lake, landing.TablePrefix(table))
@@ -55,33 +56,13 @@ func LoadLanded(db *sql.DB, lake, table string) (int, error) {
 		if hex.EncodeToString(sum[:]) != m.DataSHA256 {
 			return loaded, fmt.Errorf("load %s: data sha256 differs from its manifest", m.DataKey)
 		}
-		var known string
-		if err := db.QueryRow("SELECT data_sha256 FROM raw._load_history WHERE file_key = ?", m.DataKey).Scan(&known); err == nil && known == m.DataSHA256 {
-			continue
-		}
-		tx, err := db.Begin()
+		res, err := w.LoadFile(ctx, warehouse.File{Table: t, Manifest: m, Path: dataPath})
 		if err != nil {
 			return loaded, err
 		}
-		for _, s := range []struct {
-			q    string
-			args []any
-		}{
-			{"CREATE TABLE IF NOT EXISTS raw." + table + " AS SELECT *, CAST(NULL AS VARCHAR) AS _file, CAST(NULL AS TIMESTAMPTZ) AS _loaded_at FROM read_parquet(?) LIMIT 0", []any{dataPath}},
-			{"DELETE FROM raw." + table + " WHERE _file = ?", []any{m.DataKey}},
-			{"INSERT INTO raw." + table + " SELECT *, ? AS _file, now() AS _loaded_at FROM read_parquet(?)", []any{m.DataKey, dataPath}},
-			{"DELETE FROM raw._load_history WHERE file_key = ?", []any{m.DataKey}},
-			{"INSERT INTO raw._load_history VALUES (?, ?, ?, ?, ?, ?, ?, now())", []any{m.DataKey, m.Table, m.Shard, string(m.Source), m.Rows, m.Checksum, m.DataSHA256}},
-		} {
-			if _, err := tx.Exec(s.q, s.args...); err != nil {
-				_ = tx.Rollback()
-				return loaded, fmt.Errorf("load %s: %w", m.DataKey, err)
-			}
+		if !res.Skipped {
+			loaded++
 		}
-		if err := tx.Commit(); err != nil {
-			return loaded, err
-		}
-		loaded++
 	}
 	return loaded, nil
 }
