@@ -167,6 +167,25 @@ func TestPCINeverLands(t *testing.T) {
 				}
 			}
 		}
+		// every PCI column of every payments file holds its landed form only
+		for _, k := range keys {
+			if !strings.HasPrefix(k, landing.TablePrefix("payments")) || !strings.HasSuffix(k, landing.DataSuffix) {
+				continue
+			}
+			raw, _ := os.ReadFile(filepath.Join(e.lake, k))
+			for _, c := range []string{"card_number", "card_holder"} {
+				for _, v := range parquetStrings(t, raw, c) {
+					if v != "" && !strings.HasPrefix(v, "tok_"+e.reg.Tokenizer.KeyID+"_") {
+						t.Fatalf("%s: a %s value is not a token", k, c)
+					}
+				}
+			}
+			for _, v := range parquetStrings(t, raw, "card_last4") {
+				if v != "" && (len(v) != 4 || strings.Trim(v, "0123456789") != "") {
+					t.Fatalf("%s: a card_last4 value is not 4 digits", k)
+				}
+			}
+		}
 		// tokens of the fixture PANs on s00 and s01 in this run
 		for _, sh := range []string{"s00", "s01"} {
 			set := map[string]bool{}
