@@ -136,6 +136,36 @@ func TestDQEndToEnd(t *testing.T) {
 	}
 	_ = os.Remove(filepath.Join(lake, bad))
 
+	// freshness: s00 receives rows two days later that no window has landed yet
+	{
+		s00, _ := f.Shard("s00")
+		admin, err := pgx.Connect(ctx, s00.AdminDSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		later := w.Start.Add(48 * time.Hour)
+		if err := extracttest.Fill(ctx, admin, reg, extracttest.Spec{Table: "orders", Rows: 10, From: later, To: later.Add(time.Minute),
+			Customers: extracttest.CustomersOwnedBy(reg, "s00", later, 1, 1), Seed: "late"}); err != nil {
+			t.Fatal(err)
+		}
+		admin.Close(ctx)
+		code, out := dq("--cross-shard", "--table", "orders", "--run-id", "r5")
+		stale := 0
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) > 2 && f[1] == "freshness" {
+				if f[0] == "FAIL" {
+					stale++
+					if f[2] != "s00" || !strings.Contains(l, "47h1m6s behind the source's newest watermark (SLA 2h5m0s)") {
+						t.Errorf("freshness line: %s", l)
+					}
+				}
+			}
+		}
+		if code != 3 || stale != 1 {
+			t.Fatalf("freshness with s00 48h behind: exit %d, %d stale shards\n%s", code, stale, out)
+		}
+	}
+
 	// a shard down: only unreachable → 75; its checks fail, the others run
 	if err := f.StopShard(ctx, "s03"); err != nil {
 		t.Fatal(err)
