@@ -64,7 +64,6 @@
 
   {%- set where = "run " ~ run_id ~ " (seq " ~ seq ~ ", code " ~ code_version ~ ", epoch " ~ epoch ~ ", days " ~ (day_from or 'all') ~ ".." ~ (day_to or 'all') ~ ")" -%}
   {%- set problems = [] -%}
-  {%- if pins == 0 -%}{%- do problems.append("no inputs recorded") -%}{%- endif -%}
   {%- for c in changed.rows -%}
     {%- do problems.append("input changed since the run: shard " ~ c[0] ~ " table " ~ c[1] ~ ": files " ~ c[2] ~ " -> " ~ c[3] ~ ", rows " ~ c[4] ~ " -> " ~ c[5]) -%}
   {%- endfor -%}
@@ -74,5 +73,6 @@
   {%- if problems -%}
     {{ exceptions.raise_compiler_error("verify finance " ~ where ~ ": NOT reproducible: " ~ (problems | join('; '))) }}
   {%- endif -%}
-  {{ log("verify finance " ~ where ~ ": reproducible: " ~ pins ~ " input pins unchanged, " ~ n[0] ~ " daily rows identical, net_cents total " ~ n[3], info=True) }}
+  {%- set inputs_note = (pins ~ " input pins unchanged") if pins > 0 else "no inputs (nothing was loaded when it ran)" -%}
+  {{ log("verify finance " ~ where ~ ": reproducible: " ~ inputs_note ~ ", " ~ n[0] ~ " daily rows identical, net_cents total " ~ n[3], info=True) }}
 {% endmacro %}
