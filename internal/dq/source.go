@@ -74,26 +74,42 @@ func (s *Source) WindowPairs(ctx context.Context, table string, w extract.Window
 	return out, nil
 }
 
+// lookupChunk bounds the keys of one look-up query: the planner estimates an unnest of a
+// parameter array at 100 rows whatever its length, so it picks an index nested loop over
+// the primary key; chunks keep each query's real size near that.
+const lookupChunk = 500
+
 // CurrentVersions looks keys up by primary key and returns each key's current version
 // and watermark; a key absent from the result is gone from the shard (hard-deleted).
 func (s *Source) CurrentVersions(ctx context.Context, table string, keys []string) (map[string]Current, error) {
+	out := map[string]Current{}
+	for len(keys) > 0 {
+		n := min(len(keys), lookupChunk)
+		if err := s.currentVersions(ctx, table, keys[:n], out); err != nil {
+			return nil, err
+		}
+		keys = keys[n:]
+	}
+	return out, nil
+}
+
+func (s *Source) currentVersions(ctx context.Context, table string, keys []string, out map[string]Current) error {
 	_, t, err := s.queries(table)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out := map[string]Current{}
 	cols := make([][]string, len(t.PrimaryKey))
 	for _, k := range keys {
 		parts := strings.Split(k, "|")
 		if len(parts) != len(cols) {
-			return nil, fmt.Errorf("key %q does not have %d parts", k, len(cols))
+			return fmt.Errorf("key %q does not have %d parts", k, len(cols))
 		}
 		for i := range parts {
 			cols[i] = append(cols[i], parts[i])
 		}
 	}
 	if len(keys) == 0 {
-		return out, nil
+		return nil
 	}
 	var unnest, on, text []string
 	args := make([]any, len(cols))
@@ -117,18 +133,18 @@ func (s *Source) CurrentVersions(ctx context.Context, table string, keys []strin
 		strings.Join(unnest, ", "), strings.Join(names, ", "), pgx.Identifier{t.Name}.Sanitize(), strings.Join(on, " AND "))
 	rows, err := s.Conn.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, fmt.Errorf("source key lookup on shard %s table %s: %w", s.Shard, table, err)
+		return fmt.Errorf("source key lookup on shard %s table %s: %w", s.Shard, table, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var k string
 		var c Current
 		if err := rows.Scan(&k, &c.Version, &c.Watermark); err != nil {
-			return nil, fmt.Errorf("source key lookup on shard %s table %s: %w", s.Shard, table, err)
+			return fmt.Errorf("source key lookup on shard %s table %s: %w", s.Shard, table, err)
 		}
 		out[k] = c
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // Current is a key's current state on the source.
