@@ -149,6 +149,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 			continue
 		}
 		defer c.Close(context.WithoutCancel(ctx))
+		_, _ = c.Exec(ctx, "SET application_name = 'shardflow dq'")
 		sources[id] = dq.SourceConn{Conn: c}
 	}
 
