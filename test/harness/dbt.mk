@@ -19,12 +19,12 @@ test-dbt: deps-dbt build ## dbt build on a fixture warehouse (unit + data tests,
 	$(BIN)/shardctl gen-seeds --check --dir dbt/seeds
 
 dbt-build: deps-dbt ## dbt build on the local warehouse (var/warehouse.duckdb); VARS='{code_version: ...}'
-	cd dbt && SHARDFLOW_DUCKDB_PATH=$(VAR)/warehouse.duckdb $(DBT) build --profiles-dir . --target-path $(VAR)/dbt/target \
+	cd dbt && SHARDFLOW_DUCKDB_PATH=$(VAR)/warehouse.duckdb $(DBT) build --profiles-dir . --target-path $(VAR)/dbt/target --log-path $(VAR)/dbt/logs \
 	  --vars "$${VARS:-{code_version: $$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}}"
 
 docs: deps-dbt ## generate the dbt docs site and serve it on 127.0.0.1:18580 (Ctrl-C stops it)
 	@db=$(DOCS_DB); if [ ! -f "$$db" ]; then \
 	  echo "$$db not found: documenting the test fixture warehouse (make test-dbt builds it)"; \
 	  db=$(VAR)/dbt-fixture/warehouse.duckdb; [ -f "$$db" ] || bash test/harness/test-dbt.sh >/dev/null; fi; \
-	cd dbt && SHARDFLOW_DUCKDB_PATH=$$db $(DBT) docs generate --profiles-dir . --target-path $(VAR)/dbt/docs && \
-	exec $(DBT) docs serve --profiles-dir . --target-path $(VAR)/dbt/docs --host 127.0.0.1 --port $(DOCS_PORT) --no-browser
+	cd dbt && SHARDFLOW_DUCKDB_PATH=$$db $(DBT) docs generate --profiles-dir . --target-path $(VAR)/dbt/docs --log-path $(VAR)/dbt/logs && \
+	exec $(DBT) docs serve --profiles-dir . --target-path $(VAR)/dbt/docs --log-path $(VAR)/dbt/logs --host 127.0.0.1 --port $(DOCS_PORT) --no-browser
