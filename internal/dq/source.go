@@ -111,26 +111,11 @@ func (s *Source) currentVersions(ctx context.Context, table string, keys []strin
 	if len(keys) == 0 {
 		return nil
 	}
-	var unnest, on, text []string
 	args := make([]any, len(cols))
-	for i, name := range t.PrimaryKey {
-		c, _ := t.Column(name)
-		typ := map[string]string{"uuid": "uuid", "integer": "int", "bigint": "bigint"}[c.Type]
-		if typ == "" {
-			typ = "text"
-		}
-		unnest = append(unnest, fmt.Sprintf("$%d::%s[]", i+1, typ))
-		on = append(on, fmt.Sprintf("t.%s = k.c%d", pgx.Identifier{name}.Sanitize(), i))
-		text = append(text, fmt.Sprintf("t.%s::text", pgx.Identifier{name}.Sanitize()))
+	for i := range cols {
 		args[i] = cols[i]
 	}
-	names := make([]string, len(cols))
-	for i := range names {
-		names[i] = "c" + strconv.Itoa(i)
-	}
-	sql := fmt.Sprintf("SELECT %s, t.%s, t.%s FROM unnest(%s) AS k(%s) JOIN %s t ON %s",
-		strings.Join(text, " || '|' || "), pgx.Identifier{t.Version}.Sanitize(), pgx.Identifier{t.Watermark}.Sanitize(),
-		strings.Join(unnest, ", "), strings.Join(names, ", "), pgx.Identifier{t.Name}.Sanitize(), strings.Join(on, " AND "))
+	sql := lookupSQL(t)
 	rows, err := s.Conn.Query(ctx, sql, args...)
 	if err != nil {
 		return fmt.Errorf("source key lookup on shard %s table %s: %w", s.Shard, table, err)
@@ -145,6 +130,31 @@ func (s *Source) currentVersions(ctx context.Context, table string, keys []strin
 		out[k] = c
 	}
 	return rows.Err()
+}
+
+// lookupSQL selects (key text, version, watermark) of the keys given as one array
+// parameter per key column, joined on the primary key.
+func lookupSQL(t registry.Table) string {
+	var unnest, on, text, names []string
+	for i, name := range t.PrimaryKey {
+		c, _ := t.Column(name)
+		typ := map[string]string{"uuid": "uuid", "integer": "int", "bigint": "bigint"}[c.Type]
+		if typ == "" {
+			typ = "text"
+		}
+		unnest = append(unnest, fmt.Sprintf("$%d::%s[]", i+1, typ))
+		on = append(on, fmt.Sprintf("t.%s = k.c%d", pgx.Identifier{name}.Sanitize(), i))
+		text = append(text, fmt.Sprintf("t.%s::text", pgx.Identifier{name}.Sanitize()))
+		names = append(names, "c"+strconv.Itoa(i))
+	}
+	return fmt.Sprintf("SELECT %s, t.%s, t.%s FROM unnest(%s) AS k(%s) JOIN %s t ON %s",
+		strings.Join(text, " || '|' || "), pgx.Identifier{t.Version}.Sanitize(), pgx.Identifier{t.Watermark}.Sanitize(),
+		strings.Join(unnest, ", "), strings.Join(names, ", "), pgx.Identifier{t.Name}.Sanitize(), strings.Join(on, " AND "))
+}
+
+// maxWatermarkSQL is the newest watermark of a table (a backward scan of the watermark index).
+func maxWatermarkSQL(t registry.Table) string {
+	return fmt.Sprintf("SELECT max(%s) FROM %s", pgx.Identifier{t.Watermark}.Sanitize(), pgx.Identifier{t.Name}.Sanitize())
 }
 
 // Current is a key's current state on the source.
@@ -191,8 +201,7 @@ func (s *Source) MaxWatermark(ctx context.Context, table string) (time.Time, err
 		return time.Time{}, fmt.Errorf("table %s is not in shards.yaml", table)
 	}
 	var m *time.Time
-	wm := pgx.Identifier{t.Watermark}.Sanitize()
-	if err := s.Conn.QueryRow(ctx, fmt.Sprintf("SELECT max(%s) FROM %s", wm, pgx.Identifier{t.Name}.Sanitize())).Scan(&m); err != nil {
+	if err := s.Conn.QueryRow(ctx, maxWatermarkSQL(t)).Scan(&m); err != nil {
 		return time.Time{}, fmt.Errorf("max watermark of shard %s table %s: %w", s.Shard, table, err)
 	}
 	if m == nil {
