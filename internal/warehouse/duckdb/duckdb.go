@@ -302,32 +302,12 @@ func (w *Warehouse) DuplicateKeys(ctx context.Context, t registry.Table, limit i
 	return duplicateKeys(ctx, w.db, Schema, t, limit)
 }
 
-// duplicateKeys is shared SQL (DuckDB and Snowflake both accept it).
 func duplicateKeys(ctx context.Context, db *sql.DB, schema string, t registry.Table, limit int) (int64, []string, error) {
-	parts := make([]string, 0, len(t.PrimaryKey))
-	for _, k := range t.PrimaryKey {
-		parts = append(parts, "CAST("+k+" AS VARCHAR)")
-	}
-	key := strings.Join(parts, " || '|' || ")
-	q := fmt.Sprintf(`WITH dup AS (SELECT %s || ' v' || CAST(%s AS VARCHAR) || ' shard ' || %s AS k
-		FROM %s.%s WHERE %s = 'batch' GROUP BY %s, %s, %s HAVING COUNT(*) > 1)
-	SELECT (SELECT COUNT(*) FROM dup), k FROM dup ORDER BY k LIMIT %d`,
-		key, t.Version, landing.ColShard, schema, t.Name, landing.ColSource, strings.Join(t.PrimaryKey, ", "), t.Version, landing.ColShard, limit)
-	rows, err := db.QueryContext(ctx, q)
+	n, keys, err := warehouse.QueryDuplicateKeys(ctx, db, warehouse.DuplicateKeysSQL(schema, t, limit))
 	if err != nil {
 		return 0, nil, fmt.Errorf("duplicate keys of table %s: %w", t.Name, err)
 	}
-	defer rows.Close()
-	var n int64
-	var keys []string
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&n, &k); err != nil {
-			return 0, nil, err
-		}
-		keys = append(keys, k)
-	}
-	return n, keys, rows.Err()
+	return n, keys, nil
 }
 
 // StringColumns implements warehouse.Checker.

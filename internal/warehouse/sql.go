@@ -1,0 +1,50 @@
+package warehouse
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/registry"
+)
+
+// KeyTextSQL is the SQL text of a row's global key, as landing.KeyText builds it in Go:
+// the key columns cast to text, joined by '|'. DuckDB and Snowflake accept it.
+func KeyTextSQL(t registry.Table) string {
+	parts := make([]string, 0, len(t.PrimaryKey))
+	for _, k := range t.PrimaryKey {
+		parts = append(parts, "CAST("+k+" AS VARCHAR)")
+	}
+	return strings.Join(parts, " || '|' || ")
+}
+
+// DuplicateKeysSQL counts the (key, version, shard) triples that occur more than once
+// among the batch rows of schema.<t>, and lists up to limit of them. The first column is
+// the count (repeated), the second the triple as text. DuckDB and Snowflake accept it.
+func DuplicateKeysSQL(schema string, t registry.Table, limit int) string {
+	return fmt.Sprintf(`WITH dup AS (SELECT %s || ' v' || CAST(%s AS VARCHAR) || ' shard ' || %s AS k
+		FROM %s.%s WHERE %s = 'batch' GROUP BY %s, %s, %s HAVING COUNT(*) > 1)
+	SELECT (SELECT COUNT(*) FROM dup), k FROM dup ORDER BY k LIMIT %d`,
+		KeyTextSQL(t), t.Version, landing.ColShard, schema, t.Name, landing.ColSource, strings.Join(t.PrimaryKey, ", "), t.Version, landing.ColShard, limit)
+}
+
+// QueryDuplicateKeys runs a DuplicateKeysSQL query.
+func QueryDuplicateKeys(ctx context.Context, db *sql.DB, q string) (int64, []string, error) {
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer rows.Close()
+	var n int64
+	var keys []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&n, &k); err != nil {
+			return 0, nil, err
+		}
+		keys = append(keys, k)
+	}
+	return n, keys, rows.Err()
+}
