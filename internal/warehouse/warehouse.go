@@ -107,6 +107,9 @@ type StageReader interface {
 type Checker interface {
 	// FileChecksum is the count and checksum of the rows loaded from one data key.
 	FileChecksum(ctx context.Context, t registry.Table, fileKey string) (rows int64, checksum string, err error)
+	// FileLoadedAt is the latest _loaded_at of the rows loaded from one data key; for a
+	// file with rows it equals its history entry's loaded_at (finance marks rely on it).
+	FileLoadedAt(ctx context.Context, t registry.Table, fileKey string) (time.Time, error)
 	// WindowChecksum is the count and checksum of shard's batch rows of t whose
 	// watermark is in [start, end).
 	WindowChecksum(ctx context.Context, t registry.Table, shard string, start, end time.Time) (rows int64, checksum string, err error)

@@ -287,6 +287,16 @@ func (w *Warehouse) FileChecksum(ctx context.Context, t registry.Table, key stri
 	return n, s, nil
 }
 
+// FileLoadedAt implements warehouse.Checker.
+func (w *Warehouse) FileLoadedAt(ctx context.Context, t registry.Table, key string) (time.Time, error) {
+	var at time.Time
+	q := fmt.Sprintf("SELECT max(%s) FROM %s.%s WHERE %s = ?", warehouse.ColLoadedAt, Schema, t.Name, warehouse.ColFile)
+	if err := w.db.QueryRowContext(ctx, q, key).Scan(&at); err != nil {
+		return time.Time{}, fmt.Errorf("loaded_at of file %s: %w", key, err)
+	}
+	return at, nil
+}
+
 // WindowChecksum implements warehouse.Checker.
 func (w *Warehouse) WindowChecksum(ctx context.Context, t registry.Table, shard string, start, end time.Time) (int64, string, error) {
 	n, s, err := w.checksum(ctx, t, fmt.Sprintf("%s = 'batch' AND %s = ? AND %s >= ? AND %s < ?", landing.ColSource, landing.ColShard, t.Watermark, t.Watermark),

@@ -314,6 +314,16 @@ func (w *Warehouse) FileChecksum(ctx context.Context, t registry.Table, key stri
 	return n, s, nil
 }
 
+// FileLoadedAt implements warehouse.Checker.
+func (w *Warehouse) FileLoadedAt(ctx context.Context, t registry.Table, key string) (time.Time, error) {
+	var at time.Time
+	q := fmt.Sprintf("SELECT MAX(%s) FROM %s WHERE %s = %s", warehouse.ColLoadedAt, w.cfg.table(t.Name), warehouse.ColFile, lit(key))
+	if err := w.db.QueryRowContext(ctx, q).Scan(&at); err != nil {
+		return time.Time{}, fmt.Errorf("loaded_at of file %s: %w", key, err)
+	}
+	return at, nil
+}
+
 // WindowChecksum implements warehouse.Checker.
 func (w *Warehouse) WindowChecksum(ctx context.Context, t registry.Table, shard string, start, end time.Time) (int64, string, error) {
 	n, s, err := w.checksum(ctx, w.db, verifySQL(w.cfg, t, WindowWhere(t, shard, start, end)))

@@ -150,9 +150,14 @@ func LoadSQL(c Config, t registry.Table, m *landing.Manifest) (Load, error) {
 	// DELETE + INSERT rather than MERGE: the same inside the transaction, and fakesnow
 	// cannot run a MERGE in a transaction that already wrote (docs/warehouse.md).
 	l.HistoryDelete = fmt.Sprintf("DELETE FROM %s WHERE file_key = %s", c.history(), key)
+	// loaded_at is the rows' _loaded_at (the COPY's METADATA$START_SCAN_TIME), so a
+	// mark taken on the history selects exactly the rows loaded up to it (dbt finance,
+	// docs/decisions/0012); an empty file has no rows and takes the current time.
 	l.History = fmt.Sprintf(`INSERT INTO %s (file_key, table_name, shard, source, "ROWS", checksum, data_sha256, loaded_at)
-  SELECT %s, %s, %s, %s, %d, %s, %s, CURRENT_TIMESTAMP()`,
-		c.history(), key, lit(m.Table), lit(m.Shard), lit(string(m.Source)), m.Rows, lit(m.Checksum), lit(m.DataSHA256))
+  SELECT %s, %s, %s, %s, %d, %s, %s,
+    COALESCE((SELECT MAX(%s) FROM %s WHERE %s = %s), CURRENT_TIMESTAMP())`,
+		c.history(), key, lit(m.Table), lit(m.Shard), lit(string(m.Source)), m.Rows, lit(m.Checksum), lit(m.DataSHA256),
+		warehouse.ColLoadedAt, table, warehouse.ColFile, key)
 	return l, nil
 }
 

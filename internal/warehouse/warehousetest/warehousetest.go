@@ -126,6 +126,13 @@ func Run(t *testing.T, open Open) {
 			t.Fatalf("history has %d entries, want 1", len(h))
 		}
 		got := h[0]
+		rowsAt, err := e.checker().FileLoadedAt(e.ctx, Orders, f.Manifest.DataKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rowsAt.Equal(got.LoadedAt) {
+			t.Fatalf("history loaded_at %s, rows' _loaded_at %s: want equal (finance marks rely on it)", got.LoadedAt, rowsAt)
+		}
 		m := f.Manifest
 		if got.FileKey != m.DataKey || got.Table != "orders" || got.Shard != "s00" || got.Source != "batch" ||
 			got.Rows != 25 || got.Checksum != m.Checksum || got.DataSHA256 != m.DataSHA256 || got.LoadedAt.IsZero() {
