@@ -16,7 +16,8 @@ import (
 // TestKillAndRerun: invariant 3. extract-window is SIGKILLed after some pages, and
 // between its data file and its manifest, on two shards and two windows, then re-run;
 // loads run between the crashes, and loads of re-extracted files crash inside their
-// transaction at every step (the DuckDB backend's failpoints) before one completes. The warehouse ends with exactly the shards' owned rows
+// transaction at every step (the DuckDB backend's failpoints) and around it
+// (internal/load's failpoints) before one completes. The warehouse ends with exactly the shards' owned rows
 // of each window (count and checksum), with no duplicates.
 func TestKillAndRerun(t *testing.T) {
 	ctx := context.Background()
@@ -89,6 +90,22 @@ func TestKillAndRerun(t *testing.T) {
 					t.Fatalf("load with a crash at %s: %v", step, err)
 				}
 				db.Failpoint = nil
+			}
+			// and loads stopped by internal/load's own failpoints, before and after the
+			// warehouse transaction
+			for _, step := range []string{"verified", "loaded"} {
+				if code, out := e.extract(args(sh, w)...); code != 0 {
+					t.Fatalf("%s %s: exit %d: %s", sh, w, code, out)
+				}
+				crash := func(s, key string) error {
+					if s == step {
+						return errors.New("crash")
+					}
+					return nil
+				}
+				if _, err := extracttest.LoadLanded(ctx, db, e.reg, e.lake, "orders", crash); err == nil {
+					t.Fatalf("load with a crash at %s succeeded", step)
+				}
 			}
 			loadLanded(t, db, e.reg, e.lake, "orders")
 		}

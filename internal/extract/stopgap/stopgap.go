@@ -91,6 +91,9 @@ func (d Dir) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	return os.Open(p)
 }
 
+// LocalPath is the file that holds key (load reads it in place).
+func (d Dir) LocalPath(key string) (string, error) { return d.path(key) }
+
 // List returns the keys under prefix, sorted (temporary files excluded).
 func (d Dir) List(ctx context.Context, prefix string) ([]string, error) {
 	var out []string
