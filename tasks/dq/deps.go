@@ -2,11 +2,7 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
-	"fmt"
-
-	_ "github.com/snowflakedb/gosnowflake"
 
 	"github.com/shopsphere/shardflow/internal/dq"
 	"github.com/shopsphere/shardflow/internal/exitcode"
@@ -15,6 +11,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/warehouse"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
+	"github.com/shopsphere/shardflow/internal/warehouse/snowflake"
 )
 
 type deps struct {
@@ -23,54 +20,48 @@ type deps struct {
 	close     func()
 }
 
-// openDeps opens the environment's warehouse (and object store for --pci-files).
+// openDeps opens the environment's warehouse through the warehouse package (its Checker
+// answers window checksums, duplicates and string columns; dq's SQL runs on its DB) and,
+// for --pci-files, the object store.
 func openDeps(ctx context.Context, reg *registry.Registry, target *registry.Environment, env map[string]string, pciFiles bool) (*deps, error) {
-	var db *sql.DB
-	var err error
 	w := &dq.Warehouse{Raw: "raw", Results: "dq.dq_results", Registry: reg}
+	var closeWH func() error
 	switch target.Warehouse.Kind {
 	case "duckdb":
 		wh, err := duckdb.Open(ctx, target.Warehouse.Path)
 		if err != nil {
 			if errors.Is(err, warehouse.ErrConflict) {
-				return nil, exitcode.Wrap(exitcode.Retryable, err)
+				return nil, exitcode.Wrap(exitcode.Retryable, err) // another process holds the file
 			}
 			return nil, err
 		}
-		w.DB, w.Dialect, w.Checker = wh.DB(), landing.DuckDB, wh
-		d := &deps{warehouse: w, close: func() { wh.Close() }}
-		if pciFiles {
-			if d.files, err = openFiles(ctx, target, env); err != nil {
-				wh.Close()
-				return nil, err
-			}
-		}
-		return d, nil
+		w.DB, w.Dialect, w.Checker, closeWH = wh.DB(), landing.DuckDB, wh, wh.Close
 	case "snowflake":
 		dsn := env[target.Warehouse.DSN.Env]
 		if dsn == "" {
 			return nil, exitcode.Errorf(exitcode.Usage, "warehouse: environment variable %s (the snowflake DSN) is not set", target.Warehouse.DSN.Env)
 		}
-		db, err = sql.Open("snowflake", dsn)
-		w.Dialect = landing.Snowflake
-		w.Raw = target.Warehouse.Schema
-		w.Results = "DQ.DQ_RESULTS"
+		cfg := snowflake.Config{Database: target.Warehouse.Database, Schema: target.Warehouse.Schema, Stage: target.Warehouse.Stage}
+		if err := cfg.Validate(); err != nil {
+			return nil, exitcode.Wrap(exitcode.Usage, err)
+		}
+		wh, err := snowflake.Open(ctx, dsn, cfg)
+		if err != nil {
+			return nil, exitcode.Wrap(exitcode.Retryable, err)
+		}
+		w.DB, w.Dialect, w.Checker, closeWH = wh.DB(), landing.Snowflake, wh, wh.Close
+		w.Raw, w.Results = cfg.Schema, "DQ.DQ_RESULTS"
+		if cfg.Database != "" {
+			w.Raw, w.Results = cfg.Database+"."+cfg.Schema, cfg.Database+".DQ.DQ_RESULTS"
+		}
 	default:
 		return nil, exitcode.Errorf(exitcode.Usage, "warehouse kind %q is not supported", target.Warehouse.Kind)
 	}
-	if err != nil {
-		return nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("open warehouse: %w", err))
-	}
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, exitcode.Wrap(exitcode.Retryable, fmt.Errorf("open warehouse (%s): %w", target.Warehouse.Kind, err))
-	}
-	w.DB = db
-	d := &deps{warehouse: w, close: func() { db.Close() }}
+	d := &deps{warehouse: w, close: func() { _ = closeWH() }}
 	if pciFiles {
-		f, err := openFiles(ctx, target, env)
+		f, err := openFiles(target)
 		if err != nil {
-			db.Close()
+			d.close()
 			return nil, err
 		}
 		d.files = f
@@ -78,7 +69,9 @@ func openDeps(ctx context.Context, reg *registry.Registry, target *registry.Envi
 	return d, nil
 }
 
-func openFiles(ctx context.Context, target *registry.Environment, env map[string]string) (dq.Files, error) {
+// openFiles opens the landing zone for the PCI file scan. (stopgap.Dir stands in for
+// internal/objstore until it lands; S3 comes with it.)
+func openFiles(target *registry.Environment) (dq.Files, error) {
 	switch target.ObjectStore.Kind {
 	case "dir":
 		return stopgap.Dir{Root: target.ObjectStore.Path}, nil
