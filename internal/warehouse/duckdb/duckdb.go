@@ -84,6 +84,14 @@ func Open(ctx context.Context, path string) (*Warehouse, error) {
 // DB is the underlying database, for read-only queries (tests, dq).
 func (w *Warehouse) DB() *sql.DB { return w.db }
 
+// FailpointSteps lists the load steps, in order (tests).
+func (w *Warehouse) FailpointSteps() []string {
+	return []string{StepDeleted, StepInserted, StepVerified, StepHistory}
+}
+
+// SetFailpoint sets Failpoint (tests).
+func (w *Warehouse) SetFailpoint(f func(step string) error) { w.Failpoint = f }
+
 // Close closes the database.
 func (w *Warehouse) Close() error {
 	err := w.db.Close()

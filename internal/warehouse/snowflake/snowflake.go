@@ -11,6 +11,7 @@ package snowflake
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -65,6 +66,14 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Warehouse, error) {
 
 // DB is the underlying connection pool.
 func (w *Warehouse) DB() *sql.DB { return w.db }
+
+// FailpointSteps lists the load steps, in order (tests).
+func (w *Warehouse) FailpointSteps() []string {
+	return []string{StepDeleted, StepCopied, StepVerified, StepHistory}
+}
+
+// SetFailpoint sets Failpoint (tests).
+func (w *Warehouse) SetFailpoint(f func(step string) error) { w.Failpoint = f }
 
 // Close closes the pool.
 func (w *Warehouse) Close() error { return w.db.Close() }
@@ -129,11 +138,30 @@ func (w *Warehouse) load(ctx context.Context, m *landing.Manifest, l Load) (res 
 		}
 		return nil
 	}
-	tx, err := w.db.BeginTx(ctx, nil)
+	// One session for the whole transaction, with explicit BEGIN/COMMIT: database/sql's
+	// Tx rolls back with the caller's context, which a cancellation has already closed,
+	// and would then return the session to the pool with the transaction still open, for
+	// the next load to commit. Here a failed load rolls back with a context of its own,
+	// and a session whose rollback fails is discarded (Snowflake rolls back the open
+	// transaction of a closed session).
+	tx, err := w.db.Conn(ctx)
 	if err != nil {
+		return res, fmt.Errorf("connect: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+			if _, err := tx.ExecContext(rctx, "ROLLBACK"); err != nil {
+				_ = tx.Raw(func(any) error { return driver.ErrBadConn })
+			}
+			cancel()
+		}
+		tx.Close()
+	}()
+	if _, err := tx.ExecContext(ctx, "BEGIN"); err != nil {
 		return res, fmt.Errorf("begin: %w", err)
 	}
-	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, l.Delete); err != nil {
 		return res, fmt.Errorf("delete old rows: %w", err)
 	}
@@ -180,9 +208,10 @@ func (w *Warehouse) load(ctx context.Context, m *landing.Manifest, l Load) (res 
 	if err := fail(StepHistory); err != nil {
 		return res, err
 	}
-	if err := tx.Commit(); err != nil {
+	if _, err := tx.ExecContext(ctx, "COMMIT"); err != nil {
 		return res, fmt.Errorf("commit: %w", err)
 	}
+	committed = true
 	return res, nil
 }
 
@@ -206,7 +235,7 @@ func (w *Warehouse) lookup(ctx context.Context, q querier, stmt string) (string,
 // copyInto runs a COPY and returns the rows it loaded from the one file it names. A
 // COPY that did not see the file ("Copy executed with 0 files processed") or did not
 // load it fully is an error.
-func copyInto(ctx context.Context, tx *sql.Tx, stmt, key string) (int64, error) {
+func copyInto(ctx context.Context, tx querier, stmt, key string) (int64, error) {
 	rows, err := tx.QueryContext(ctx, stmt)
 	if err != nil {
 		return 0, fmt.Errorf("copy into: %w", err)

@@ -5,6 +5,7 @@ package warehousetest
 import (
 	"context"
 	"errors"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -104,6 +105,14 @@ func (e *env) history(f warehouse.HistoryFilter) []warehouse.HistoryEntry {
 		e.t.Fatal(err)
 	}
 	return h
+}
+
+// Failpointer is implemented by backends that can stop a load inside its transaction
+// (tests only): the contract then dies at every step and checks that nothing of the
+// file stays and that the same warehouse handle keeps working.
+type Failpointer interface {
+	FailpointSteps() []string
+	SetFailpoint(func(step string) error)
 }
 
 // Run runs the contract of docs/contracts.md §6 against one backend.
@@ -306,6 +315,52 @@ func Run(t *testing.T, open Open) {
 		}
 		if _, ok := cols[warehouse.HistoryTable]; ok {
 			t.Fatalf("string columns include the load history: %v", cols)
+		}
+	})
+
+	t.Run("CancelledInsideTheTransaction", func(t *testing.T) {
+		e := setup(t, open)
+		fp, ok := e.w.(Failpointer)
+		if !ok {
+			t.Skipf("%T cannot stop inside a load", e.w)
+		}
+		done := e.write("s00", T0, Rows("a", 6, T0))
+		e.mustLoad(done)
+		for i, step := range fp.FailpointSteps() {
+			t0 := T0.Add(time.Duration(i+1) * time.Hour)
+			f := e.write("s00", t0, Rows(step, 8, t0))
+			// a replace of the loaded file dies too
+			repl := e.write("s00", T0, Rows("a2-"+step, 4, T0))
+			for _, x := range []*File{f, repl} {
+				ctx, cancel := context.WithCancel(e.ctx)
+				fp.SetFailpoint(func(s string) error {
+					if s == step {
+						cancel()
+						return errors.New("simulated crash at " + s)
+					}
+					return nil
+				})
+				if _, err := e.w.LoadFile(ctx, warehouse.File{Table: Orders, Manifest: x.Manifest, Path: x.Path}); err == nil {
+					t.Fatalf("load cancelled at %s succeeded", step)
+				}
+				cancel()
+				fp.SetFailpoint(nil)
+			}
+			// the same handle: nothing of f, the old rows of the replaced key, and it loads
+			e.wantWindow("s00", t0, 0, "0")
+			if err := os.WriteFile(done.Path, done.Data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			e.wantFile(done)
+			if h := e.history(warehouse.HistoryFilter{}); len(h) != i+1 {
+				t.Fatalf("after dying at %s: %d history entries, want %d", step, len(h), i+1)
+			}
+			e.mustLoad(f)
+			e.wantFile(f)
+			e.wantFile(done) // a session left inside the dead transaction would have committed it now
+			if h := e.history(warehouse.HistoryFilter{}); len(h) != i+2 {
+				t.Fatalf("after dying at %s and loading the next file: %d history entries, want %d", step, len(h), i+2)
+			}
 		}
 	})
 
