@@ -100,13 +100,13 @@ func (l *Loader) LoadWindow(ctx context.Context, table, shard string, start, end
 // key order. A failing file does not stop the others (shard isolation); the error
 // returned joins every failure, with the exit code of the worst (1 over 75).
 func (l *Loader) LoadAll(ctx context.Context, f Filter) ([]Summary, error) {
-	prefix := landing.Prefix
-	if f.Table != "" {
-		prefix = landing.TablePrefix(f.Table)
-	}
-	keys, err := l.Store.List(ctx, prefix)
-	if err != nil {
-		return nil, exitcode.Wrap(exitcode.Retryable, fmt.Errorf("list %s: %w", prefix, err))
+	var keys []string
+	for _, prefix := range l.prefixes(f) {
+		k, err := l.Store.List(ctx, prefix)
+		if err != nil {
+			return nil, exitcode.Wrap(exitcode.Retryable, fmt.Errorf("list %s: %w", prefix, err))
+		}
+		keys = append(keys, k...)
 	}
 	known, err := l.known(ctx, Filter{Table: f.Table, Shard: f.Shard})
 	if err != nil {
@@ -145,6 +145,28 @@ func (l *Loader) LoadAll(ctx context.Context, f Filter) ([]Summary, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Shard < out[j].Shard })
 	return out, joinErrors(errs)
+}
+
+// prefixes are the narrowest store prefixes that hold f's files: per table of the
+// registry (or f.Table), and per source when a shard is given.
+func (l *Loader) prefixes(f Filter) []string {
+	var tables []string
+	if f.Table != "" {
+		tables = []string{f.Table}
+	} else {
+		for _, t := range l.Registry.Tables {
+			tables = append(tables, t.Name)
+		}
+	}
+	var out []string
+	for _, t := range tables {
+		if f.Shard == "" {
+			out = append(out, landing.TablePrefix(t))
+			continue
+		}
+		out = append(out, landing.ShardPrefix(t, landing.Batch, f.Shard), landing.ShardPrefix(t, landing.CDC, f.Shard))
+	}
+	return out
 }
 
 // stopped reports whether a run must stop after err (a cancelled context, a failpoint).
