@@ -101,7 +101,12 @@ func (r *Report) Summary(w io.Writer) {
 	c := r.Counts()
 	verdict := "PASS"
 	if c[Fail] > 0 {
-		verdict = "FAIL"
+		verdict = "INCOMPLETE (only unreachable shards failed; retry)"
+		for _, x := range r.Results {
+			if x.Status == Fail && x.Check != CheckSourceReachable {
+				verdict = "FAIL"
+			}
+		}
 	}
 	fmt.Fprintf(w, "dq run %s: %s (%d pass, %d warn, %d fail)\n", r.RunID, verdict, c[Pass], c[Warn], c[Fail])
 }
