@@ -21,17 +21,30 @@ import (
 	"github.com/shopsphere/shardflow/internal/warehouse/warehousetest"
 )
 
-// dirStore is the directory store, without LocalPath unless local is set, so both the
-// in-place and the copy-to-temp paths run.
-type dirStore struct {
-	stopgap.Dir
-	local bool
+// dirStore is the directory store seen as a remote one (List and Get only, no
+// LocalPath), so the copy-to-temp path runs; localDir reads files in place.
+type dirStore struct{ Dir stopgap.Dir }
+
+func (d dirStore) List(ctx context.Context, prefix string) ([]string, error) {
+	return d.Dir.List(ctx, prefix)
+}
+
+func (d dirStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	return d.Dir.Get(ctx, key)
 }
 
 type localDir struct{ dirStore }
 
 func (d localDir) LocalPath(key string) (string, error) {
-	return filepath.Join(d.Root, filepath.FromSlash(key)), nil
+	return filepath.Join(d.Dir.Root, filepath.FromSlash(key)), nil
+}
+
+var _ load.LocalStore = localDir{}
+
+func TestStoresOfTheTests(t *testing.T) {
+	if _, ok := any(dirStore{}).(load.LocalStore); ok {
+		t.Fatal("dirStore must not be a LocalStore: the copy path would go untested")
+	}
 }
 
 func registryOf(t *testing.T) *registry.Registry {

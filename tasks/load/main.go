@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -207,21 +206,14 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	return err
 }
 
-// dirStore is the directory object store with in-place reads. (stopgap.Dir stands in
-// for internal/objstore until it lands.)
-type dirStore struct{ stopgap.Dir }
-
-func (d dirStore) LocalPath(key string) (string, error) {
-	if strings.Contains(key, "..") || strings.HasPrefix(key, "/") {
-		return "", fmt.Errorf("object key %q is not a relative path", key)
-	}
-	return filepath.Join(d.Root, filepath.FromSlash(key)), nil
-}
+// The directory store reads files in place. (stopgap.Dir stands in for internal/objstore
+// until it lands.)
+var _ load.LocalStore = stopgap.Dir{}
 
 func openStore(target *registry.Environment) (load.Store, error) {
 	switch target.ObjectStore.Kind {
 	case "dir":
-		return dirStore{stopgap.Dir{Root: target.ObjectStore.Path}}, nil
+		return stopgap.Dir{Root: target.ObjectStore.Path}, nil
 	}
 	return nil, exitcode.Errorf(exitcode.Usage, "object store kind %q is not supported by load yet", target.ObjectStore.Kind)
 }
