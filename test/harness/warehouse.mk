@@ -3,11 +3,12 @@
 # The Go tests start their own fakesnow on a free port; test-go runs them (they skip
 # outside CI, and fail under CI, when the venv is missing). docs/warehouse.md.
 DEPS_TARGETS += deps-fakesnow
+BENCH_TARGETS += bench-load
 
 FAKESNOW_VENV := $(VAR)/venv/fakesnow
 FAKESNOW_PORT ?= 17080
 
-.PHONY: deps-fakesnow test-warehouse fakesnow-up fakesnow-down load-all
+.PHONY: deps-fakesnow test-warehouse fakesnow-up fakesnow-down load-all bench-load
 deps-fakesnow: deps-uv ## install fakesnow[server] into var/venv/fakesnow from py/fakesnow/uv.lock
 	@UV_PROJECT_ENVIRONMENT=$(FAKESNOW_VENV) $(UV) sync --frozen --quiet --project py/fakesnow
 
@@ -25,3 +26,6 @@ fakesnow-down: ## stop the fakesnow server started by fakesnow-up
 
 load-all: build ## load every landed file not yet loaded into the local warehouse (var/warehouse.duckdb)
 	$(BIN)/load --all
+
+bench-load: deps-go ## load rows/s into DuckDB (sha256 + transaction + verification) beside a bare INSERT ... read_parquet of the same 500k-row file
+	go test -run '^$$' -bench . -benchtime 3x ./internal/load/

@@ -221,7 +221,9 @@ func (w *Warehouse) LoadFile(ctx context.Context, f warehouse.File) (res warehou
 	for i, c := range m.Columns {
 		names[i] = c.Name
 	}
-	ins := fmt.Sprintf("INSERT INTO %s BY NAME SELECT %s, ? AS %s, now() AS %s FROM read_parquet(?)",
+	// hive_partitioning off: the landing key's "source=…/shard=…/dt=…" must not turn
+	// into columns that could shadow the file's own.
+	ins := fmt.Sprintf("INSERT INTO %s BY NAME SELECT %s, ? AS %s, now() AS %s FROM read_parquet(?, hive_partitioning = false)",
 		table, strings.Join(names, ", "), warehouse.ColFile, warehouse.ColLoadedAt)
 	r, err := tx.ExecContext(ctx, ins, m.DataKey, f.Path)
 	if err != nil {
