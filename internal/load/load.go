@@ -88,7 +88,7 @@ func (l *Loader) log() *slog.Logger {
 func (l *Loader) LoadWindow(ctx context.Context, table, shard string, start, end time.Time) (Summary, error) {
 	sum := Summary{Shard: shard}
 	key := landing.ManifestKey(landing.BatchKey(table, shard, start, end))
-	known, err := l.known(ctx, Filter{Table: table, Shard: shard})
+	known, err := l.known(ctx, warehouse.HistoryFilter{Key: landing.DataKeyOf(key)})
 	if err != nil {
 		return sum, err
 	}
@@ -108,7 +108,7 @@ func (l *Loader) LoadAll(ctx context.Context, f Filter) ([]Summary, error) {
 		}
 		keys = append(keys, k...)
 	}
-	known, err := l.known(ctx, Filter{Table: f.Table, Shard: f.Shard})
+	known, err := l.known(ctx, warehouse.HistoryFilter{Table: f.Table, Shard: f.Shard})
 	if err != nil {
 		return nil, err
 	}
@@ -204,8 +204,8 @@ func shardOf(key string) string {
 }
 
 // known is the data_sha256 of every loaded key that matches f.
-func (l *Loader) known(ctx context.Context, f Filter) (map[string]string, error) {
-	h, err := l.Warehouse.History(ctx, warehouse.HistoryFilter{Table: f.Table, Shard: f.Shard})
+func (l *Loader) known(ctx context.Context, f warehouse.HistoryFilter) (map[string]string, error) {
+	h, err := l.Warehouse.History(ctx, f)
 	if err != nil {
 		return nil, classify(err)
 	}

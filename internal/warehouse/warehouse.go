@@ -63,6 +63,7 @@ type HistoryEntry struct {
 type HistoryFilter struct {
 	Table string
 	Shard string
+	Key   string // one data key
 }
 
 // Warehouse loads landed files into raw tables.

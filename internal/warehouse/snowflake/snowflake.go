@@ -318,6 +318,9 @@ func (w *Warehouse) History(ctx context.Context, f warehouse.HistoryFilter) ([]w
 	if f.Shard != "" {
 		q += " AND shard = " + lit(f.Shard)
 	}
+	if f.Key != "" {
+		q += " AND file_key = " + lit(f.Key)
+	}
 	rows, err := w.db.QueryContext(ctx, q+" ORDER BY file_key")
 	if err != nil {
 		return nil, fmt.Errorf("read load history: %w", err)

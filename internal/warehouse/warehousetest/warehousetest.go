@@ -292,6 +292,9 @@ func Run(t *testing.T, open Open) {
 		if h := e.history(warehouse.HistoryFilter{Table: "orders", Shard: "s01"}); len(h) != 1 || h[0].FileKey != b.Manifest.DataKey {
 			t.Fatalf("history of s01: %+v", h)
 		}
+		if h := e.history(warehouse.HistoryFilter{Key: a.Manifest.DataKey}); len(h) != 1 || h[0].Shard != "s00" {
+			t.Fatalf("history of one key: %+v", h)
+		}
 		if h := e.history(warehouse.HistoryFilter{Table: "payments"}); len(h) != 0 {
 			t.Fatalf("history of payments: %+v, want none", h)
 		}
