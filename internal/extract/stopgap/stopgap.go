@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -218,9 +219,15 @@ func NewWriter(out io.Writer, cols []landing.Column) (*Writer, error) {
 	return wr, nil
 }
 
-// Write buffers one row.
+// Write buffers one row. Strings are referenced, not copied, until the batch is
+// flushed (WriteRows copies them into the column buffers); Go strings are immutable.
 func (w *Writer) Write(row []any) error {
-	r := make(parquet.Row, len(row))
+	var r parquet.Row
+	if n := len(w.buf); n < cap(w.buf) && len(w.buf[:n+1][n]) == len(row) {
+		r = w.buf[:n+1][n] // a row buffer of an earlier batch
+	} else {
+		r = make(parquet.Row, len(row))
+	}
 	for i, v := range row {
 		var pv parquet.Value
 		switch x := v.(type) {
@@ -228,7 +235,7 @@ func (w *Writer) Write(row []any) error {
 			r[w.leaf[i]] = parquet.NullValue().Level(0, 0, w.leaf[i])
 			continue
 		case string:
-			pv = parquet.ByteArrayValue([]byte(x))
+			pv = parquet.ByteArrayValue(unsafe.Slice(unsafe.StringData(x), len(x)))
 		case int64:
 			pv = parquet.Int64Value(x)
 		case int32:
