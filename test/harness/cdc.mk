@@ -1,0 +1,38 @@
+# Near-real-time path (docs/cdc.md): Kafka (KRaft) + Kafka Connect + the Debezium
+# PostgreSQL plugin from Maven Central (test/harness/cdc/pom.xml, resolved into var/cdc),
+# connectors rendered from shards.yaml (shardctl connectors), and `tokenize cdc`, the
+# Go consumer that lands Parquet files by offset range.
+# Ports of the default stack: broker 19092, controller 19093, Connect REST 18083.
+# Tests start their own stacks on free ports.
+DEPS_TARGETS  += deps-cdc
+TEST_TARGETS  += test-cdc
+BENCH_TARGETS += bench-cdc
+
+CDC_DIR  := $(VAR)/cdc
+CDC_JARS := $(CDC_DIR)/lib/.resolved
+
+.PHONY: deps-cdc cdc-up cdc-down cdc-status test-cdc bench-cdc demo-cdc
+deps-cdc: $(CDC_JARS) ## resolve Kafka, Connect and the Debezium plugin from Maven Central into var/cdc
+$(CDC_JARS): test/harness/cdc/pom.xml
+	@mkdir -p $(CDC_DIR)
+	mvn -B -q -f test/harness/cdc/pom.xml -Dmaven.repo.local=$(CDC_DIR)/m2 -Dcdc.dir=$(CDC_DIR) package
+	@touch $@
+
+cdc-up: deps-cdc ## start Kafka (127.0.0.1:19092) and a Connect worker (http://127.0.0.1:18083), wait until ready
+	@bash test/harness/cdc/stack.sh up
+
+cdc-down: ## stop the Connect worker and Kafka started by cdc-up (data kept)
+	@bash test/harness/stop-cdc.sh
+
+cdc-status: ## connectors, slots and consumer lag of the local stack (shardctl connectors status)
+	@bash test/harness/cdc/stack.sh status
+	@set -a; [ -f $(VAR)/fleet/fleet.env ] && . $(VAR)/fleet/fleet.env; set +a; $(BIN)/shardctl connectors status
+
+test-cdc: deps-cdc deps-apt build ## CDC end to end: 4 shards → Debezium → Kafka → tokenize cdc → load, kill -9 mid-stream, a shard added
+	CI=$${CI:-true} go test -count=1 -timeout 20m -tags cdce2e -run 'E2E' ./internal/cdc/
+
+bench-cdc: deps-cdc deps-apt build ## events/s through Debezium → Kafka → tokenize cdc beside pg_recvlogical on the same slot; commit → warehouse freshness
+	CI=$${CI:-true} go test -count=1 -timeout 20m -tags cdce2e -run '^$$' -bench 'CDC' -benchtime 1x ./internal/cdc/
+
+demo-cdc: deps-cdc deps-apt build ## the near-real-time path on a local 4-shard fleet with live traffic; prints the freshness it measured
+	bash test/harness/cdc/demo.sh
