@@ -1,0 +1,130 @@
+package connector_test
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/shopsphere/shardflow/internal/connector"
+	"github.com/shopsphere/shardflow/internal/registry"
+)
+
+var update = flag.Bool("update", false, "rewrite docker/connect/connectors from shards.yaml")
+
+const committedDir = "../../docker/connect/connectors"
+
+// TestCommittedConfigs: docker/connect/connectors/<shard>.json is exactly what the
+// registry renders for production (drift fails CI; go test -update rewrites them).
+func TestCommittedConfigs(t *testing.T) {
+	reg, err := registry.Load("../../shards.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := reg.Environment("production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := connector.RenderFiles(reg, env.Kafka.TopicPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := connector.WriteFiles(committedDir, want); err != nil {
+			t.Fatal(err)
+		}
+	}
+	have := map[string][]byte{}
+	paths, _ := filepath.Glob(filepath.Join(committedDir, "*.json"))
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		have[filepath.Base(p)] = b
+	}
+	var names []string
+	for n := range want {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if !bytes.Equal(have[n], want[n]) {
+			t.Errorf("%s/%s differs from what shards.yaml renders (run `shardctl connectors render` or go test ./internal/connector -update):\n%s", committedDir, n, want[n])
+		}
+		delete(have, n)
+	}
+	for n := range have {
+		t.Errorf("%s/%s: no managed shard renders it (stale; delete it)", committedDir, n)
+	}
+}
+
+// TestRenderPCI: the drop-policy columns are excluded, the token columns are not (they
+// are tokenized by the consumer), and no config value carries a credential.
+func TestRenderPCI(t *testing.T) {
+	reg, err := registry.Load("../../shards.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := reg.Shards[0]
+	c, err := connector.Render(reg, "shardflow", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := c["column.exclude.list"]
+	for _, col := range []string{`public\.payments\.card_cvv`, `public\.payments\.card_expiry`} {
+		if !strings.Contains(ex, col) {
+			t.Errorf("column.exclude.list %q lacks %s", ex, col)
+		}
+	}
+	if strings.Contains(ex, "card_number") {
+		t.Errorf("column.exclude.list %q drops card_number (it is tokenized downstream)", ex)
+	}
+	for k, v := range c {
+		if strings.Contains(k, "password") || strings.Contains(k, "user") || strings.Contains(k, "hostname") {
+			if !strings.HasPrefix(v, "${file:") {
+				t.Errorf("%s = %q: not a config-provider reference", k, v)
+			}
+		}
+	}
+	if got := c["slot.name"]; got != "shardflow_"+s.ID {
+		t.Errorf("slot.name %q", got)
+	}
+	if got, want := c["topic.prefix"], "shardflow."+s.ID; got != want {
+		t.Errorf("topic.prefix %q, want %q", got, want)
+	}
+}
+
+func TestSecretsFile(t *testing.T) {
+	b, err := connector.SecretsFile("s00", "postgres://shardflow_replication:p%3Aw@127.0.0.1:55400/shop?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"hostname=127.0.0.1", "port=55400", "user=shardflow_replication", `password=p\:w`, "dbname=shop"} {
+		if !strings.Contains(string(b), line+"\n") {
+			t.Errorf("secrets file lacks %q:\n%s", line, b)
+		}
+	}
+	_, err = connector.SecretsFile("s00", "host=x password=hunter2")
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("bad DSN: err %v (must fail without echoing the DSN)", err)
+	}
+}
+
+func TestTopicPattern(t *testing.T) {
+	re := connector.TopicPattern("shardflow", []string{"orders", "order_items", "payments"})
+	for topic, want := range map[string]bool{
+		"shardflow.s00.public.orders":           true,
+		"shardflow.s63.public.order_items":      true,
+		"shardflow.s00.public.shardflow_signal": false,
+		"__debezium-heartbeat.shardflow.s00":    false,
+		"shardflow.s00.public.ordersx":          false,
+	} {
+		if got := regexpMatch(re, topic); got != want {
+			t.Errorf("%s ~ %s = %v, want %v", topic, re, got, want)
+		}
+	}
+}
