@@ -1,0 +1,361 @@
+package cdc_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shopsphere/shardflow/internal/cdc"
+	"github.com/shopsphere/shardflow/internal/cdc/cdctest"
+	"github.com/shopsphere/shardflow/internal/extract/stopgap"
+	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/registry"
+)
+
+const testKey = "0123456789abcdef0123456789abcdef-test-key"
+
+func loadRegistry(t *testing.T) *registry.Registry {
+	t.Helper()
+	reg, err := registry.Load(filepath.Join(cdctest.Root(t), "shards.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+func newConsumer(t *testing.T, reg *registry.Registry, brokers []string, lake string) *cdc.Consumer {
+	t.Helper()
+	tok, err := stopgap.NewTokenizer("k1", []byte(testKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &cdc.Consumer{
+		Registry: reg, Brokers: brokers, TopicPrefix: "shardflow", Group: "test-" + t.Name(),
+		Store: stopgap.Dir{Root: lake}, Tokenizer: tok,
+		NewWriter:   func(w io.Writer, cols []landing.Column) (cdc.FileWriter, error) { return stopgap.NewWriter(w, cols) },
+		FileRecords: 10, FlushInterval: time.Second, CodeVersion: "test",
+	}
+}
+
+// customerOn returns a customer id whose bucket shard owns now.
+func customerOn(t *testing.T, reg *registry.Registry, shard string, n int) int64 {
+	t.Helper()
+	for c := int64(1); c < 1_000_000; c++ {
+		if reg.Owns(shard, reg.Bucket(c), time.Now()) {
+			if n == 0 {
+				return c
+			}
+			n--
+		}
+	}
+	t.Fatal("no customer found")
+	return 0
+}
+
+// paymentEvent is a Debezium envelope (schemas disabled) of one payments row.
+func paymentEvent(reg *registry.Registry, op string, id int, cust int64, version int64, lsn int64) []byte {
+	row := map[string]any{
+		"payment_id": fmt.Sprintf("01890000-0000-7000-8000-%012d", id), "order_id": fmt.Sprintf("01890000-0000-7000-9000-%012d", id),
+		"customer_id": cust, "bucket": reg.Bucket(cust), "kind": "charge", "status": "captured", "amount_cents": 1000 + id,
+		"currency": "EUR", "card_number": fmt.Sprintf("4111111111%06d", id), "card_holder": "Holder " + fmt.Sprint(id),
+		"card_last4": fmt.Sprintf("%04d", id%10000), "deleted": false,
+		"created_at": "2026-11-24T10:00:00.123456Z", "updated_at": time.Now().UTC().Format(time.RFC3339Nano), "row_version": version,
+	}
+	env := map[string]any{"op": op, "source": map[string]any{"lsn": lsn, "txId": 1000 + lsn, "ts_ms": time.Now().UnixMilli(), "ts_us": time.Now().UnixMicro(), "table": "payments"}}
+	if op == "d" {
+		env["before"] = row
+		env["after"] = nil
+	} else {
+		env["after"] = row
+	}
+	b, _ := json.Marshal(env)
+	return b
+}
+
+func produce(t *testing.T, brokers []string, topic string, values ...[]byte) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, v := range values {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+type fileRange struct {
+	key         string
+	first, last int64
+	rows        int64
+}
+
+// landedFiles returns the manifests of one table's CDC files, by first offset.
+func landedFiles(t *testing.T, lake, table string) []fileRange {
+	t.Helper()
+	store := stopgap.Dir{Root: lake}
+	keys, err := store.List(context.Background(), landing.TablePrefix(table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []fileRange
+	for _, k := range keys {
+		if !strings.HasSuffix(k, landing.ManifestSuffix) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(lake, k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := landing.ParseManifest(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Source != landing.CDC {
+			continue
+		}
+		out = append(out, fileRange{m.DataKey, *m.OffsetFirst, *m.OffsetLast, m.Rows})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].first < out[j].first })
+	return out
+}
+
+func ranges(fs []fileRange) string {
+	var s []string
+	for _, f := range fs {
+		s = append(s, fmt.Sprintf("%d-%d", f.first, f.last))
+	}
+	return strings.Join(s, ",")
+}
+
+// TestBoundedRun: a bounded run lands the records up to the end offsets at its start,
+// cut at offset blocks of FileRecords and at the end, with tokenized card columns and
+// CDC lineage; the next run lands nothing, and one after new records continues at the
+// committed offset.
+func TestBoundedRun(t *testing.T) {
+	stack := cdctest.Start(t)
+	reg := loadRegistry(t)
+	lake := t.TempDir()
+	topic := "shardflow.s00.public.payments"
+	cust := customerOn(t, reg, "s00", 0)
+	var vals [][]byte
+	for i := 0; i < 23; i++ {
+		vals = append(vals, paymentEvent(reg, "c", i, cust, 1, int64(100+i)))
+	}
+	vals = append(vals, paymentEvent(reg, "u", 3, cust, 2, 200), paymentEvent(reg, "d", 4, cust, 1, 201))
+	produce(t, stack.Brokers, topic, vals...)
+
+	ctx := context.Background()
+	c := newConsumer(t, reg, stack.Brokers, lake)
+	sums, err := c.Run(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sums) != 1 || sums[0].Shard != "s00" || sums[0].Files != 3 || sums[0].Rows != 25 {
+		t.Fatalf("summaries %+v, want s00 with 3 files and 25 rows", sums)
+	}
+	files := landedFiles(t, lake, "payments")
+	if got := ranges(files); got != "0-9,10-19,20-24" {
+		t.Fatalf("files %s, want 0-9,10-19,20-24", got)
+	}
+	// contents: tokens, lineage, no dropped column
+	f, err := os.Open(filepath.Join(lake, files[2].key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	pf, err := parquet.OpenFile(f, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, col := range []string{"card_cvv", "card_expiry"} {
+		if _, ok := pf.Schema().Lookup(col); ok {
+			t.Errorf("landed file has column %s", col)
+		}
+	}
+	rows := readRows(t, pf)
+	ops := ""
+	for _, r := range rows {
+		if cn, _ := r["card_number"].(string); !strings.HasPrefix(cn, "tok_k1_") {
+			t.Errorf("card_number not tokenized: %q", redact(cn))
+		}
+		if r["_source"] != "cdc" || r["_shard"] != "s00" || r["_lsn"] == nil || r["_txid"] == nil {
+			t.Errorf("lineage: %v %v %v %v", r["_source"], r["_shard"], r["_lsn"], r["_txid"])
+		}
+		ops += r["_op"].(string)
+	}
+	if ops != "cccud" {
+		t.Errorf("ops of the last file %q, want cccud", ops)
+	}
+
+	// nothing new: nothing landed
+	sums, err = c.Run(ctx, true)
+	if err != nil || len(sums) != 0 {
+		t.Fatalf("second run: %+v %v, want nothing", sums, err)
+	}
+	produce(t, stack.Brokers, topic, paymentEvent(reg, "c", 30, cust, 1, 300), paymentEvent(reg, "c", 31, cust, 1, 301))
+	if _, err := c.Run(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := ranges(landedFiles(t, lake, "payments")); got != "0-9,10-19,20-24,25-26" {
+		t.Fatalf("files %s, want 0-9,10-19,20-24,25-26", got)
+	}
+}
+
+// TestCrashBeforeCommit: a run that dies after a file's manifest is stored but before
+// its offset is committed leaves the file; the next run adopts it instead of cutting
+// the records again (which, with more records available, would give another key and
+// land them twice). A run that dies between the data file and its manifest leaves a
+// data file without manifest, which the next run deletes and rewrites.
+func TestCrashBeforeCommit(t *testing.T) {
+	stack := cdctest.Start(t)
+	reg := loadRegistry(t)
+	lake := t.TempDir()
+	topic := "shardflow.s01.public.payments"
+	cust := customerOn(t, reg, "s01", 0)
+	var vals [][]byte
+	for i := 0; i < 5; i++ {
+		vals = append(vals, paymentEvent(reg, "c", i, cust, 1, int64(100+i)))
+	}
+	produce(t, stack.Brokers, topic, vals...)
+	ctx := context.Background()
+	c := newConsumer(t, reg, stack.Brokers, lake)
+	crash := errors.New("crash")
+	c.Failpoint = func(step, key string) error {
+		if step == "manifest" {
+			return crash
+		}
+		return nil
+	}
+	if _, err := c.Run(ctx, true); !errors.Is(err, crash) {
+		t.Fatalf("run with a crash after the manifest: %v", err)
+	}
+	if got := ranges(landedFiles(t, lake, "payments")); got != "0-4" {
+		t.Fatalf("files after the crash %s, want 0-4", got)
+	}
+	// more records arrive before the retry: a re-cut would land 0-7
+	produce(t, stack.Brokers, topic, paymentEvent(reg, "c", 5, cust, 1, 105), paymentEvent(reg, "c", 6, cust, 1, 106), paymentEvent(reg, "c", 7, cust, 1, 107))
+	c.Failpoint = func(step, key string) error {
+		if step == "data" && strings.Contains(key, "00000000000000000005-") {
+			return crash
+		}
+		return nil
+	}
+	sums, err := c.Run(ctx, true)
+	if !errors.Is(err, crash) {
+		t.Fatalf("run with a crash after the data file: %v", err)
+	}
+	if len(sums) != 1 || sums[0].Adopted != 1 {
+		t.Fatalf("summaries %+v, want the landed file adopted", sums)
+	}
+	orphans, _ := filepath.Glob(filepath.Join(lake, "landing/payments/source=cdc/shard=s01/dt=*/*__00000000000000000005-*.parquet"))
+	if len(orphans) != 1 {
+		t.Fatalf("data files of 5-: %v, want one without manifest", orphans)
+	}
+	produce(t, stack.Brokers, topic, paymentEvent(reg, "c", 8, cust, 1, 108))
+	c.Failpoint = nil
+	if _, err := c.Run(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := ranges(landedFiles(t, lake, "payments")); got != "0-4,5-8" {
+		t.Fatalf("files %s, want 0-4,5-8", got)
+	}
+	orphans, _ = filepath.Glob(filepath.Join(lake, "landing/payments/source=cdc/shard=s01/dt=*/*__00000000000000000005-*.parquet"))
+	if len(orphans) != 1 {
+		t.Fatalf("data files of 5-: %v, want only the landed one", orphans)
+	}
+}
+
+// TestShardIsolation: a poison record (a drop-policy column in the event) stops its own
+// partition; the other shard's partition lands, and the error names the shard.
+func TestShardIsolation(t *testing.T) {
+	stack := cdctest.Start(t)
+	reg := loadRegistry(t)
+	lake := t.TempDir()
+	bad := paymentEvent(reg, "c", 1, customerOn(t, reg, "s00", 0), 1, 1)
+	var env map[string]any
+	_ = json.Unmarshal(bad, &env)
+	env["after"].(map[string]any)["card_cvv"] = "999"
+	bad, _ = json.Marshal(env)
+	produce(t, stack.Brokers, "shardflow.s00.public.payments", bad)
+	produce(t, stack.Brokers, "shardflow.s01.public.payments", paymentEvent(reg, "c", 2, customerOn(t, reg, "s01", 0), 1, 2))
+	c := newConsumer(t, reg, stack.Brokers, lake)
+	sums, err := c.Run(context.Background(), true)
+	if !errors.Is(err, cdc.ErrDroppedColumn) || !strings.Contains(err.Error(), "shard s00") || strings.Contains(err.Error(), "999") {
+		t.Fatalf("err %v, want the dropped column named for shard s00 (without its value)", err)
+	}
+	got := map[string]int{}
+	for _, s := range sums {
+		got[s.Shard] = s.Files
+	}
+	if got["s01"] != 1 || got["s00"] != 0 {
+		t.Fatalf("files by shard %v, want s01:1 s00:0", got)
+	}
+}
+
+func readRows(t *testing.T, pf *parquet.File) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	cols := pf.Schema().Fields()
+	for _, rg := range pf.RowGroups() {
+		rr := rg.Rows()
+		buf := make([]parquet.Row, 64)
+		for {
+			n, err := rr.ReadRows(buf)
+			for _, row := range buf[:n] {
+				m := map[string]any{}
+				for _, v := range row {
+					name := cols[v.Column()].Name()
+					if v.IsNull() {
+						m[name] = nil
+						continue
+					}
+					switch v.Kind() {
+					case parquet.ByteArray:
+						m[name] = string(v.ByteArray())
+					case parquet.Int64:
+						m[name] = v.Int64()
+					case parquet.Int32:
+						m[name] = v.Int32()
+					case parquet.Boolean:
+						m[name] = v.Boolean()
+					default:
+						m[name] = v.String()
+					}
+				}
+				out = append(out, m)
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		rr.Close()
+	}
+	return out
+}
+
+func redact(s string) string {
+	if len(s) > 4 {
+		return "…" + s[len(s)-4:]
+	}
+	return s
+}
