@@ -1,0 +1,22 @@
+# Object store and tokenizer (docs/objstore.md): the S3 backend's tests run against a
+# real S3-API server on loopback, versitygw v1.7.0 (Apache-2.0), installed from the Go
+# module proxy into var/bin. The Go tests start their own server on a free port
+# (internal/objstore/s3/s3test); test-go runs them (they skip outside CI, and fail under
+# CI, when the binary is missing).
+DEPS_TARGETS  += deps-versitygw
+BENCH_TARGETS += bench-tokenize
+
+VERSITYGW_VERSION := v1.7.0
+VERSITYGW := $(BIN)/versitygw
+
+.PHONY: deps-versitygw test-objstore bench-tokenize
+deps-versitygw: $(VERSITYGW) ## install versitygw $(VERSITYGW_VERSION) (S3 API server) into var/bin
+$(VERSITYGW):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) go install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+test-objstore: deps-versitygw deps-go ## object store contract on the directory and on versitygw (S3), tokenizer vectors, tokenize task
+	CI=$${CI:-true} go test -count=1 ./internal/objstore/... ./internal/tokenize/... ./internal/landing/... ./tasks/tokenize/...
+
+bench-tokenize: deps-go ## tokenizer values/s beside bare HMAC-SHA256 and sha256 of the same inputs
+	go test -run '^$$' -bench . -benchtime 2s ./internal/tokenize/
