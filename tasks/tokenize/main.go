@@ -1,0 +1,108 @@
+// Command tokenize turns PCI values into their landed form (docs/contracts.md §4): the
+// CDC consumer that lands the shards' change topics tokenized, and an operator's
+// look-up of a value's token. See --help and docs/objstore.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/shopsphere/shardflow/internal/cdc"
+	"github.com/shopsphere/shardflow/internal/exitcode"
+	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/objstore/backend"
+	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/tokenize"
+)
+
+const help = `tokenize turns PCI column values into their landed form: HMAC-SHA256 tokens
+tok_<key id>_..., last4 and bin digits (docs/contracts.md §4); drop-policy columns are
+never carried.
+
+usage:
+  tokenize cdc [--bounded] [flags]        consume every shard's Debezium topics and land
+                                          tokenized Parquet + manifests by offset range
+                                          (tokenize cdc --help; docs/cdc.md)
+  tokenize lookup --column NAME [--table T] [--key-id ID] < values
+                                          print the landed form of each value read from
+                                          stdin, one per line (tokenize lookup --help)
+
+environment:
+  SHARDFLOW_REGISTRY   path to shards.yaml (default shards.yaml)
+  SHARDFLOW_ENV        environment in shards.yaml (default local): object store, Kafka
+  <tokenizer.key.env>  the tokenizer key, at least 32 bytes, e.g. SHARDFLOW_TOKEN_KEY
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE
+                       S3 credentials; without them the SDK's default chain
+                       (IRSA / web identity, container or instance credentials)
+
+exit codes: 0 done; 2 usage or configuration; 3 a data check failed (cdc: a poison
+event); 4 schema drift (cdc); 75 retry later (Kafka or the object store unreachable);
+1 other.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], environ(), os.Stdin, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "tokenize:", err)
+		os.Exit(exitcode.Of(err))
+	}
+}
+
+func environ() map[string]string {
+	vars := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	return vars
+}
+
+func run(ctx context.Context, args []string, env map[string]string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, help)
+		return exitcode.Errorf(exitcode.Usage, "a subcommand is required: cdc or lookup")
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, help)
+		return nil
+	case "cdc":
+		return cdc.Command(ctx, args[1:], env, stdout, stderr, cdcDeps(env))
+	case "lookup":
+		return tokenize.LookupCommand(ctx, args[1:], env, stdin, stdout, stderr)
+	}
+	fmt.Fprint(stderr, help)
+	return exitcode.Errorf(exitcode.Usage, "unknown subcommand %q: want cdc or lookup", args[0])
+}
+
+// cdcDeps are the batch path's seams: the environment's object store, the keyed
+// tokenizer and the landing Parquet writer, so both paths land the same bytes.
+func cdcDeps(env map[string]string) cdc.Deps {
+	creds := backend.CredentialsFromEnv(env)
+	return cdc.Deps{
+		OpenStore: func(ctx context.Context, cfg registry.ObjectStore) (cdc.Store, error) {
+			return backend.Open(ctx, cfg, creds)
+		},
+		NewTokenizer: func(keyID string, key []byte) (cdc.Tokenizer, error) {
+			t, err := tokenize.New(keyID, key)
+			if err != nil {
+				return nil, err
+			}
+			return t, nil
+		},
+		NewWriter: func(w io.Writer, cols []landing.Column) (cdc.FileWriter, error) {
+			pw, err := landing.NewParquetWriter(w, cols)
+			if err != nil {
+				return nil, err
+			}
+			return pw, nil
+		},
+		CodeVersion: codeVersion(),
+	}
+}
