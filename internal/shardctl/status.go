@@ -1,0 +1,189 @@
+package shardctl
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/shopsphere/shardflow/internal/airflow"
+	"github.com/shopsphere/shardflow/internal/dagen"
+	"github.com/shopsphere/shardflow/internal/exitcode"
+	"github.com/shopsphere/shardflow/internal/registry"
+)
+
+func init() {
+	register(Command{
+		Name:    "status",
+		Summary: "per-shard task states of the latest hourly (or another DAG's) runs",
+		Usage:   "[--dag hourly|finance_daily|backfill|cdc_microbatch] [--runs N]" + airflowUsage,
+		Help: `Reads the latest runs of the DAG from the Airflow REST API and prints, per run,
+its state and window, then one line per shard: the states of the shard's tasks (its
+task group) and the ones that failed; then the fleet-wide tasks (dbt, cross-shard dq).
+CDC connector health is 'shardctl connectors status'.` + airflowHelp,
+		Run: runStatus,
+	})
+}
+
+const airflowUsage = " [--airflow-url URL]"
+
+const airflowHelp = `
+
+Airflow: environments.<SHARDFLOW_ENV>.airflow.url (or --airflow-url). Authentication:
+the token in the variable named by airflow.token.env (SHARDFLOW_AIRFLOW_TOKEN), or
+SHARDFLOW_AIRFLOW_USERNAME and SHARDFLOW_AIRFLOW_PASSWORD exchanged for one at
+POST /auth/token. Exit 75 when Airflow cannot be reached.`
+
+// airflowFlags adds --airflow-url to fs; call open after parsing.
+type airflowFlags struct {
+	url string
+}
+
+func (a *airflowFlags) add(fs *flag.FlagSet) {
+	fs.StringVar(&a.url, "airflow-url", "", "Airflow API base URL (default environments.<env>.airflow.url)")
+}
+
+// open loads the registry and returns it with a client of the environment's Airflow.
+func (a *airflowFlags) open(env Env) (*registry.Registry, *airflow.Client, error) {
+	r, err := registry.Load(env.Registry)
+	if err != nil {
+		return nil, nil, exitcode.Wrap(exitcode.Usage, err)
+	}
+	e, err := r.Environment(env.Name)
+	if err != nil {
+		return nil, nil, exitcode.Wrap(exitcode.Usage, err)
+	}
+	cfg := airflow.Config{URL: e.Airflow.URL, Username: env.Vars["SHARDFLOW_AIRFLOW_USERNAME"], Password: env.Vars["SHARDFLOW_AIRFLOW_PASSWORD"]}
+	if a.url != "" {
+		cfg.URL = a.url
+	}
+	if e.Airflow.Token.Env != "" {
+		cfg.Token = env.Vars[e.Airflow.Token.Env]
+	}
+	if cfg.URL == "" {
+		return nil, nil, exitcode.Errorf(exitcode.Usage, "environments.%s.airflow.url is not set (or give --airflow-url)", env.Name)
+	}
+	c, err := airflow.New(cfg)
+	if err != nil {
+		return nil, nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("%w (token variable %s)", err, e.Airflow.Token.Env))
+	}
+	return r, c, nil
+}
+
+// apiErr maps a client error to an exit code: unreachable or a server error is
+// retryable (75), a refused request is permanent (1).
+func apiErr(op string, err error) error {
+	if ae, ok := err.(*airflow.APIError); ok && !ae.Retryable() {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return exitcode.Wrap(exitcode.Retryable, fmt.Errorf("%s: %w", op, err))
+}
+
+// dagKind checks a --dag value.
+func dagKind(kind string) error {
+	for _, k := range dagen.Kinds {
+		if k == kind {
+			return nil
+		}
+	}
+	return exitcode.Errorf(exitcode.Usage, "--dag %q: one of %s", kind, strings.Join(dagen.Kinds, ", "))
+}
+
+func runStatus(ctx context.Context, env Env, args []string) error {
+	c := commands["status"]
+	fs := newFlags(c, env)
+	var af airflowFlags
+	af.add(fs)
+	kind := fs.String("dag", dagen.Hourly, "which DAG")
+	n := fs.Int("runs", 3, "how many of the latest runs")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := dagKind(*kind); err != nil {
+		return err
+	}
+	r, cl, err := af.open(env)
+	if err != nil {
+		return err
+	}
+	dagID := dagen.DAGID(r.Fleet, *kind)
+	runs, err := cl.LatestRuns(ctx, dagID, *n)
+	if err != nil {
+		return apiErr("status", err)
+	}
+	if len(runs) == 0 {
+		fmt.Fprintf(env.Stdout, "%s: no runs\n", dagID)
+		return nil
+	}
+	for _, run := range runs {
+		tis, err := cl.TaskInstances(ctx, dagID, run.RunID)
+		if err != nil {
+			return apiErr("status", err)
+		}
+		window := ""
+		if run.DataIntervalStart != nil && run.DataIntervalEnd != nil && !run.DataIntervalStart.Equal(*run.DataIntervalEnd) {
+			window = fmt.Sprintf(" window %s..%s", run.DataIntervalStart.UTC().Format(time.RFC3339), run.DataIntervalEnd.UTC().Format(time.RFC3339))
+		}
+		fmt.Fprintf(env.Stdout, "%s run %s: %s%s\n", dagID, run.RunID, run.State, window)
+		for _, line := range summarize(tis) {
+			fmt.Fprintf(env.Stdout, "  %s\n", line)
+		}
+	}
+	return nil
+}
+
+// summarize groups task instances by shard (task group) and prints their states, the
+// shards in id order, then the fleet-wide tasks.
+func summarize(tis []airflow.TaskInstance) []string {
+	groups := map[string][]airflow.TaskInstance{}
+	for _, ti := range tis {
+		groups[dagen.GroupOf(ti.TaskID)] = append(groups[dagen.GroupOf(ti.TaskID)], ti)
+	}
+	ids := make([]string, 0, len(groups))
+	for g := range groups {
+		if g != "" {
+			ids = append(ids, g)
+		}
+	}
+	sort.Strings(ids)
+	var out []string
+	for _, g := range ids {
+		out = append(out, fmt.Sprintf("%-8s %s", g, states(groups[g], g+".")))
+	}
+	if fleet := groups[""]; len(fleet) > 0 {
+		out = append(out, fmt.Sprintf("%-8s %s", "(fleet)", states(fleet, "")))
+	}
+	return out
+}
+
+func states(tis []airflow.TaskInstance, prefix string) string {
+	count := map[string]int{}
+	var failed []string
+	for _, ti := range tis {
+		st := ti.State
+		if st == "" {
+			st = "none"
+		}
+		count[st]++
+		if st == airflow.StateFailed {
+			failed = append(failed, strings.TrimPrefix(ti.TaskID, prefix))
+		}
+	}
+	names := make([]string, 0, len(count))
+	for s := range count {
+		names = append(names, s)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, s := range names {
+		parts[i] = fmt.Sprintf("%s %d", s, count[s])
+	}
+	line := strings.Join(parts, ", ")
+	if len(failed) > 0 {
+		sort.Strings(failed)
+		line += "; failed: " + strings.Join(failed, " ")
+	}
+	return line
+}
