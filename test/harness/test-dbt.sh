@@ -43,13 +43,13 @@ build --vars '{code_version: fixture-2, finance_run_id: fixture-run-2}'
 step "fact_orders summary (what make demo prints)"
 dbt run-operation fact_orders_summary | grep -E "fact_orders:"; ok
 
-step "verify both finance runs (run 1 after phase 2 was loaded: pinned inputs must still give its numbers)"
-dbt run-operation verify_finance_run --args '{run_id: fixture-run-1}' | grep -E "verify finance"; ok
-dbt run-operation verify_finance_run --args '{run_id: fixture-run-2}' | grep -E "verify finance"; ok
+step "shardctl finance verify both runs (run 1 after phase 2 was loaded: pinned inputs must still give its numbers)"
+finance() { (cd "$ROOT" && SHARDFLOW_DBT_BIN="$VENV/bin/dbt" "$ROOT/var/bin/shardctl" finance "$@"); }
+finance verify --run fixture-run-1; ok
+finance verify --run fixture-run-2; ok
 
-step "replay run 1 on its recorded inputs as fixture-run-3"
-build --select finance_run_manifest finance_run_inputs fct_finance_daily_versions fct_finance_daily \
-  --vars '{code_version: fixture-2, finance_run_id: fixture-run-3, finance_replay_of: fixture-run-1}'
+step "shardctl finance replay: run 1 recomputed on its recorded inputs as fixture-run-3"
+finance replay --run fixture-run-1 --as fixture-run-3; ok
 "$VENV/bin/python" "$ROOT/test/fixtures/dbt/check_fixture.py" --db "$DB" --replay fixture-run-3 --of fixture-run-1; ok
 
 step "a tampered run must fail verification"
@@ -58,8 +58,9 @@ import sys, duckdb
 c = duckdb.connect(sys.argv[1])
 c.execute("update finance.fct_finance_daily_versions set net_cents = net_cents + 1 where run_id = 'fixture-run-1' and currency = 'USD'")
 PY
-if dbt run-operation verify_finance_run --args '{run_id: fixture-run-1}' >"$WORK/tampered.log" 2>&1; then
-  echo "FAIL: verify_finance_run accepted a tampered run"; cat "$WORK/tampered.log"; exit 1
+rc=0; finance verify --run fixture-run-1 >"$WORK/tampered.log" 2>&1 || rc=$?
+if [ "$rc" != 3 ]; then
+  echo "FAIL: shardctl finance verify of a tampered run exited $rc, want 3"; cat "$WORK/tampered.log"; exit 1
 fi
 grep -o "verify finance run fixture-run-1.*NOT reproducible.*" "$WORK/tampered.log" | head -1; ok
 
