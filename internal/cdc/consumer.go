@@ -43,9 +43,14 @@ type Consumer struct {
 	Brokers     []string
 	TopicPrefix string // the environment's kafka.topic_prefix
 	Group       string // default DefaultGroup
-	Store       Store
-	Tokenizer   Tokenizer
-	NewWriter   NewFileWriter
+	// InstanceID, when set, makes the consumer a static member of its group (KIP-345):
+	// a restarted process with the same id takes over its partitions at once instead
+	// of waiting for the dead member's session to time out. Give each concurrently
+	// running consumer its own id; a second process with the same id fences the first.
+	InstanceID string
+	Store      Store
+	Tokenizer  Tokenizer
+	NewWriter  NewFileWriter
 	// FileRecords is the offset block a file never crosses (default 10000).
 	FileRecords int64
 	// FlushInterval (follow mode) cuts a partial file once its first record has waited
@@ -83,6 +88,11 @@ type partState struct {
 	target              int64 // bounded: consume offsets < target; -1 follow
 	lastSeen            int64
 	failed              error
+	unknown             bool          // the topic's shard is not in shards.yaml
+	next                int64         // the group's committed offset: where a retry resumes (-1 unknown)
+	retryAt             time.Time     // follow mode: when a retryable failure is retried
+	backoff             time.Duration // the last wait before a retry
+	resumed             bool          // retried: records after next are stale fetches until next arrives
 }
 
 type tp struct {
@@ -191,15 +201,22 @@ func (c *Consumer) Run(ctx context.Context, bounded bool) ([]Summary, error) {
 		kgo.FetchMaxWait(500 * time.Millisecond),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 	}
+	if c.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(c.InstanceID))
+	}
 	cl, err := kgo.NewClient(append(opts, c.Opts...)...)
 	if err != nil {
 		return nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("cdc consumer: %w", err))
 	}
 	defer cl.Close()
+	// A file being landed and its commit finish when ctx ends (SIGTERM) rather than
+	// fail their partition; a stuck store or broker still gets ShutdownGrace.
+	wctx, wcancel := graceful(ctx, ShutdownGrace)
+	defer wcancel()
 
 	commit := func(st *partState, next int64) error {
 		var cerr error
-		cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{st.topic: {st.p: {Epoch: -1, Offset: next}}},
+		cl.CommitOffsetsSync(wctx, map[string]map[int32]kgo.EpochOffset{st.topic: {st.p: {Epoch: -1, Offset: next}}},
 			func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 				if err != nil {
 					cerr = err
@@ -216,6 +233,7 @@ func (c *Consumer) Run(ctx context.Context, bounded bool) ([]Summary, error) {
 		if cerr != nil {
 			return exitcode.Wrap(exitcode.Retryable, fmt.Errorf("commit offset %d of %s/%d: %w", next, st.topic, st.p, cerr))
 		}
+		st.next = next
 		return nil
 	}
 
@@ -230,7 +248,7 @@ func (c *Consumer) Run(ctx context.Context, bounded bool) ([]Summary, error) {
 			j.Offsets = append(j.Offsets, r.Offset)
 		}
 		began := time.Now()
-		res, err := c.land(ctx, j, mappers[st.table])
+		res, err := c.land(wctx, j, mappers[st.table])
 		if err != nil {
 			return err
 		}
@@ -250,18 +268,40 @@ func (c *Consumer) Run(ctx context.Context, bounded bool) ([]Summary, error) {
 		log.Info("cdc file landed", "shard", st.shard, "table", st.table, "window", fmt.Sprintf("p%d:%d-%d", st.p, j.First, j.Last),
 			"rows", res.Manifest.Rows, "unowned", res.Unowned, "duration", time.Since(began).Round(time.Millisecond), "key", res.Manifest.DataKey)
 		st.recs = st.recs[:0]
+		st.backoff = 0
 		return nil
 	}
 
+	// fail stops a partition. In follow mode a retryable failure (store or broker
+	// unreachable) is retried after a backoff from the committed offset; any other
+	// failure, and every failure of a bounded run, stops the partition for the run.
 	fail := func(st *partState, err error) {
 		st.failed = err
 		st.recs = nil
 		cl.PauseFetchPartitions(map[string][]int32{st.topic: {st.p}})
-		s := sum(st.shard)
-		if s.Err == nil {
-			s.Err = err
+		if !bounded && exitcode.Of(err) == exitcode.Retryable && st.next >= 0 {
+			st.backoff = min(max(2*st.backoff, time.Second), MaxRetryBackoff)
+			st.retryAt = c.now().Add(st.backoff)
+			log.Warn("cdc partition paused, will retry", "shard", st.shard, "table", st.table, "window", fmt.Sprintf("p%d:%d-", st.p, st.next),
+				"duration", st.backoff, "err", err)
+			return
 		}
 		log.Error("cdc partition stopped", "shard", st.shard, "table", st.table, "window", fmt.Sprintf("p%d", st.p), "err", err)
+	}
+
+	// retry resumes the partitions whose backoff has passed: records after the
+	// committed offset are read again, and a file landed before a lost commit is
+	// adopted as on a restart.
+	retry := func() {
+		for _, st := range states {
+			if st.failed == nil || st.retryAt.IsZero() || c.now().Before(st.retryAt) {
+				continue
+			}
+			cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{st.topic: {st.p: {Epoch: -1, Offset: st.next}}})
+			cl.ResumeFetchPartitions(map[string][]int32{st.topic: {st.p}})
+			st.failed, st.retryAt, st.checked, st.skipTo, st.resumed = nil, time.Time{}, false, -1, true
+			log.Info("cdc partition resumed", "shard", st.shard, "table", st.table, "window", fmt.Sprintf("p%d:%d-", st.p, st.next))
+		}
 	}
 
 	state := func(topic string, p int32) *partState {
@@ -269,7 +309,7 @@ func (c *Consumer) Run(ctx context.Context, bounded bool) ([]Summary, error) {
 		if st := states[k]; st != nil {
 			return st
 		}
-		st := &partState{topic: topic, p: p, skipTo: -1, target: -1, lastSeen: -1}
+		st := &partState{topic: topic, p: p, skipTo: -1, target: -1, lastSeen: -1, next: -1}
 		if m := re.FindStringSubmatch(topic); m != nil {
 			st.shard, st.table = m[1], m[2]
 		}
@@ -281,7 +321,9 @@ func (c *Consumer) Run(ctx context.Context, bounded bool) ([]Summary, error) {
 			st.target = t
 		}
 		if _, ok := c.Registry.Shard(st.shard); !ok {
+			st.unknown = true
 			st.failed = fmt.Errorf("topic %s: shard %q is not in shards.yaml (add it, or delete its connector)", topic, st.shard)
+			cl.PauseFetchPartitions(map[string][]int32{topic: {p}})
 			log.Warn("cdc topic of an unknown shard skipped", "shard", st.shard, "table", st.table)
 		}
 		states[k] = st
@@ -292,9 +334,16 @@ func (c *Consumer) Run(ctx context.Context, bounded bool) ([]Summary, error) {
 		if st.failed != nil || (st.target >= 0 && r.Offset >= st.target) {
 			return nil
 		}
+		if st.resumed {
+			if r.Offset > st.next {
+				return nil // fetched before the seek; read again from next
+			}
+			st.resumed = false
+		}
 		if !st.checked {
 			st.checked = true
-			last, err := c.recoverFile(ctx, st.table, st.shard, st.p, r.Offset, dayOf(r.Value, r.Timestamp))
+			st.next = r.Offset // the first record after an assignment or a seek is at the committed offset
+			last, err := c.recoverFile(wctx, st.table, st.shard, st.p, r.Offset, dayOf(r.Value, r.Timestamp))
 			if err != nil {
 				return err
 			}
@@ -361,6 +410,9 @@ func (c *Consumer) Run(ctx context.Context, bounded bool) ([]Summary, error) {
 		cancel()
 		if ctx.Err() != nil {
 			cl.AllowRebalance()
+			if bounded {
+				return c.summaries(sums), exitcode.Wrap(exitcode.Retryable, fmt.Errorf("cdc consumer: stopped before caught up: %w", ctx.Err()))
+			}
 			break // follow mode ends here; buffered records are not committed and are read again
 		}
 		var fatal error
@@ -378,6 +430,9 @@ func (c *Consumer) Run(ctx context.Context, bounded bool) ([]Summary, error) {
 		}
 		mu.Lock()
 		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+			if len(fp.Records) == 0 {
+				return // errors were handled above (a poll that timed out has a fake partition -1)
+			}
 			st := state(fp.Topic, fp.Partition)
 			for _, r := range fp.Records {
 				if st.failed != nil {
@@ -400,8 +455,26 @@ func (c *Consumer) Run(ctx context.Context, bounded bool) ([]Summary, error) {
 				}
 			}
 		}
+		if !bounded {
+			retry()
+		}
 		mu.Unlock()
 		cl.AllowRebalance()
+	}
+	// A partition still failed at the end reports its error in its shard's summary.
+	keys := make([]tp, 0, len(states))
+	for k := range states {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i].topic < keys[j].topic || (keys[i].topic == keys[j].topic && keys[i].p < keys[j].p)
+	})
+	for _, k := range keys {
+		if st := states[k]; st.failed != nil && !st.unknown {
+			if s := sum(st.shard); s.Err == nil {
+				s.Err = st.failed
+			}
+		}
 	}
 	out := c.summaries(sums)
 	var errs []error
@@ -411,6 +484,24 @@ func (c *Consumer) Run(ctx context.Context, bounded bool) ([]Summary, error) {
 		}
 	}
 	return out, joinErrors(errs)
+}
+
+// MaxRetryBackoff caps the wait before a follow-mode partition retries a retryable
+// failure (the waits double from 1s).
+const MaxRetryBackoff = time.Minute
+
+// ShutdownGrace is how long a file being landed and its offset commit may take once
+// the consumer was told to stop.
+const ShutdownGrace = 30 * time.Second
+
+// graceful returns a context that ends grace after ctx ends (or when cancel is called).
+func graceful(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(grace, cancel)
+		context.AfterFunc(wctx, func() { t.Stop() })
+	})
+	return wctx, func() { stop(); cancel() }
 }
 
 func (st *partState) reached(target int64) bool { return st.lastSeen+1 >= target }

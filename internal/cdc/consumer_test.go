@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -358,4 +359,84 @@ func redact(s string) string {
 		return "…" + s[len(s)-4:]
 	}
 	return s
+}
+
+// flakyStore fails the first n Puts of data files, as an unreachable store would.
+type flakyStore struct {
+	cdc.Store
+	mu sync.Mutex
+	n  int
+}
+
+func (f *flakyStore) Put(ctx context.Context, key string, r io.Reader) error {
+	f.mu.Lock()
+	fail := f.n > 0 && strings.HasSuffix(key, landing.DataSuffix)
+	if fail {
+		f.n--
+	}
+	f.mu.Unlock()
+	if fail {
+		return errors.New("store unreachable")
+	}
+	return f.Store.Put(ctx, key, r)
+}
+
+func (f *flakyStore) left() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
+// TestFollowRetries: in follow mode a retryable failure (the store unreachable) pauses
+// the partition and retries it from the committed offset after a backoff, without a
+// restart; the records land once, and stopping the consumer (ctx ends) is a clean
+// exit.
+func TestFollowRetries(t *testing.T) {
+	stack := cdctest.Start(t)
+	reg := loadRegistry(t)
+	lake := t.TempDir()
+	topic := "shardflow.s02.public.payments"
+	cust := customerOn(t, reg, "s02", 0)
+	var vals [][]byte
+	for i := 0; i < 5; i++ {
+		vals = append(vals, paymentEvent(reg, "c", i, cust, 1, int64(100+i)))
+	}
+	produce(t, stack.Brokers, topic, vals...)
+	c := newConsumer(t, reg, stack.Brokers, lake)
+	flaky := &flakyStore{Store: c.Store, n: 2}
+	c.Store = flaky
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		sums []cdc.Summary
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s, err := c.Run(ctx, false)
+		done <- result{s, err}
+	}()
+	deadline := time.Now().Add(2 * time.Minute)
+	for flaky.left() > 0 || len(landedFiles(t, lake, "payments")) == 0 {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("follow run never landed after the store came back (%d failures left)", flaky.left())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	produce(t, stack.Brokers, topic, paymentEvent(reg, "c", 5, cust, 1, 105))
+	for ranges(landedFiles(t, lake, "payments")) != "0-4,5-5" {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("files %s, want 0-4,5-5", ranges(landedFiles(t, lake, "payments")))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	cancel()
+	res := <-done
+	if res.err != nil {
+		t.Fatalf("follow run stopped with %v, want a clean stop", res.err)
+	}
+	if len(res.sums) != 1 || res.sums[0].Files != 2 || res.sums[0].Rows != 6 {
+		t.Fatalf("summaries %+v, want s02 with 2 files and 6 rows", res.sums)
+	}
 }

@@ -28,7 +28,7 @@ cdc-status: ## connectors, slots and consumer lag of the local stack (shardctl c
 	@bash test/harness/cdc/stack.sh status
 	@set -a; [ -f $(VAR)/fleet/fleet.env ] && . $(VAR)/fleet/fleet.env; set +a; $(BIN)/shardctl connectors status
 
-test-cdc: deps-cdc deps-apt build ## CDC end to end: 4 shards → Debezium → Kafka → tokenize cdc → load, kill -9 mid-stream, a shard added
+test-cdc: deps-cdc deps-apt deps-dbt build ## CDC end to end: 4 shards → Debezium → Kafka → tokenize cdc → load → dbt fact_orders, kill -9 mid-stream, a shard added
 	CI=$${CI:-true} go test -count=1 -timeout 20m -tags cdce2e -run 'E2E' ./internal/cdc/
 
 bench-cdc: deps-cdc deps-apt build ## events/s through Debezium → Kafka → tokenize cdc beside pg_recvlogical on the same slot; commit → warehouse freshness

@@ -1,0 +1,139 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/shopsphere/shardflow/internal/exitcode"
+	"github.com/shopsphere/shardflow/internal/registry"
+)
+
+// Deps are the seams `tokenize cdc` is built with: main passes the object store,
+// tokenizer and Parquet writer of the batch path, so both paths land the same bytes.
+type Deps struct {
+	// OpenStore opens the environment's object store.
+	OpenStore func(ctx context.Context, os registry.ObjectStore) (Store, error)
+	// NewTokenizer returns the keyed tokenizer for key id and key.
+	NewTokenizer func(keyID string, key []byte) (Tokenizer, error)
+	NewWriter    NewFileWriter
+	CodeVersion  string
+}
+
+// Usage is the help text of `tokenize cdc`.
+const Usage = `usage: tokenize cdc [--bounded] [--group NAME] [--instance-id ID] [--file-records N] [--flush-interval D] [--brokers HOST:PORT,...]
+
+Consumes the Debezium change topics of every shard (<kafka.topic_prefix>.<shard>.public.<table>,
+found by pattern, so a new shard's topics need no change here), tokenizes PCI columns,
+and lands Parquet files named by topic, partition and offset range, each with its
+manifest; the group's offsets are committed only after a file's manifest is stored.
+
+  --bounded         stop once every partition is landed up to its end offset at the
+                    start (the Airflow micro-batch task); without it, follow until
+                    SIGINT/SIGTERM (the long-running deployment)
+  --group           consumer group (default shardflow-tokenize-cdc)
+  --instance-id     static group membership: a process restarted with the same id takes
+                    its partitions back at once instead of after the session timeout
+                    (45s); never run two processes with the same id
+  --file-records    a file never crosses an offset block of this size (default 10000)
+  --flush-interval  follow mode: land a partial file once its first record waited this
+                    long (default 30s)
+  --brokers         override the environment's kafka.brokers
+
+Environment: SHARDFLOW_REGISTRY, SHARDFLOW_ENV, the tokenizer key variable named in
+shards.yaml (SHARDFLOW_TOKEN_KEY). Prints one line per shard. Exit codes: 0 done,
+2 usage, 3 a poison event (drop-policy column, wrong bucket), 4 schema drift,
+75 Kafka or the object store unreachable (retry). docs/cdc.md.
+`
+
+// Command runs `tokenize cdc`. env is the process environment (read by main).
+func Command(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer, d Deps) error {
+	fs := flag.NewFlagSet("tokenize cdc", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, Usage) }
+	bounded := fs.Bool("bounded", false, "stop when caught up with the end offsets at the start")
+	group := fs.String("group", DefaultGroup, "consumer group")
+	instance := fs.String("instance-id", "", "static group membership id")
+	fileRecords := fs.Int64("file-records", 10000, "offset block a file never crosses")
+	flush := fs.Duration("flush-interval", 30*time.Second, "follow mode: land a partial file after this long")
+	brokers := fs.String("brokers", "", "override kafka.brokers")
+	verbose := fs.Bool("v", false, "debug logging")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return exitcode.Wrap(exitcode.Usage, err)
+	}
+	if fs.NArg() > 0 {
+		return exitcode.Errorf(exitcode.Usage, "tokenize cdc: unexpected argument %q", fs.Arg(0))
+	}
+	if *fileRecords <= 0 || *flush <= 0 {
+		return exitcode.Errorf(exitcode.Usage, "tokenize cdc: --file-records and --flush-interval must be positive")
+	}
+	regPath := env["SHARDFLOW_REGISTRY"]
+	if regPath == "" {
+		regPath = "shards.yaml"
+	}
+	reg, err := registry.Load(regPath)
+	if err != nil {
+		return exitcode.Wrap(exitcode.Usage, err)
+	}
+	envName := env["SHARDFLOW_ENV"]
+	if envName == "" {
+		envName = "local"
+	}
+	target, err := reg.Environment(envName)
+	if err != nil {
+		return exitcode.Wrap(exitcode.Usage, err)
+	}
+	bs := target.Kafka.Brokers
+	if *brokers != "" {
+		bs = strings.Split(*brokers, ",")
+	}
+	if len(bs) == 0 {
+		return exitcode.Errorf(exitcode.Usage, "tokenize cdc: environment %s has no kafka.brokers", envName)
+	}
+	key := env[reg.Tokenizer.Key.Env]
+	if key == "" {
+		return exitcode.Errorf(exitcode.Usage, "tokenize cdc: the tokenizer key variable %s is not set", reg.Tokenizer.Key.Env)
+	}
+	tok, err := d.NewTokenizer(reg.Tokenizer.KeyID, []byte(key))
+	if err != nil {
+		return exitcode.Wrap(exitcode.Usage, fmt.Errorf("tokenize cdc: tokenizer: %w", err))
+	}
+	store, err := d.OpenStore(ctx, target.ObjectStore)
+	if err != nil {
+		return exitcode.Wrap(exitcode.Usage, fmt.Errorf("tokenize cdc: object store: %w", err))
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	c := &Consumer{
+		Registry: reg, Brokers: bs, TopicPrefix: target.Kafka.TopicPrefix, Group: *group, InstanceID: *instance,
+		Store: store, Tokenizer: tok, NewWriter: d.NewWriter,
+		FileRecords: *fileRecords, FlushInterval: *flush, CodeVersion: d.CodeVersion, Log: log,
+	}
+	began := time.Now()
+	sums, err := c.Run(ctx, *bounded)
+	var files int
+	var rows int64
+	for _, s := range sums {
+		status := "ok"
+		if s.Err != nil {
+			status = fmt.Sprintf("FAILED (exit %d)", exitcode.Of(s.Err))
+		}
+		fmt.Fprintf(stdout, "shard %s: %d files (%d adopted), %d records, %d rows, %d unowned: %s\n",
+			s.Shard, s.Files, s.Adopted, s.Records, s.Rows, s.Unowned, status)
+		files += s.Files
+		rows += s.Rows
+	}
+	fmt.Fprintf(stdout, "cdc: %d shards, %d files, %d rows in %s\n", len(sums), files, rows, time.Since(began).Round(time.Millisecond))
+	return err
+}

@@ -1,0 +1,436 @@
+//go:build cdce2e
+
+package cdc_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shopsphere/shardflow/internal/cdc/cdctest"
+	"github.com/shopsphere/shardflow/internal/connector"
+	"github.com/shopsphere/shardflow/internal/extract/stopgap"
+	"github.com/shopsphere/shardflow/internal/fleet"
+	"github.com/shopsphere/shardflow/internal/fleet/fleettest"
+	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/load"
+	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/seed"
+	"github.com/shopsphere/shardflow/internal/shardctl"
+	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
+)
+
+// rig is a whole near-real-time path on this machine: shards, Kafka + Connect with
+// Debezium, a lake directory and a DuckDB warehouse.
+type rig struct {
+	t        testing.TB
+	root     string // the repository
+	dir      string // the test's own files
+	dbt      string // var/venv/dbt/bin/dbt
+	dbtSeeds string // the seeds of the test's registry, relative to dbt/
+	reg      *registry.Registry
+	regFile  string
+	fleet    *fleet.Fleet
+	stack    *cdctest.Stack
+	connect  *connector.Client
+	lake     string
+	whPath   string
+	logDir   string
+}
+
+func newRig(t testing.TB, shards int) *rig {
+	t.Helper()
+	root := cdctest.Require(t)
+	dbt := filepath.Join(root, "var", "venv", "dbt", "bin", "dbt")
+	if _, err := os.Stat(dbt); err != nil {
+		msg := "dbt is not installed in var/venv/dbt: run `make deps-dbt`"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	base, err := os.ReadFile(filepath.Join(root, "shards.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := shardctl.GenerateRegistry(base, shards, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	r := &rig{t: t, root: root, dir: dir, dbt: dbt, lake: filepath.Join(dir, "lake"), whPath: filepath.Join(dir, "warehouse.duckdb"), logDir: dir}
+	text = bytes.Replace(text, []byte("path: var/lake"), []byte("path: "+r.lake), 1)
+	r.regFile = filepath.Join(dir, "shards.yaml")
+	if err := os.WriteFile(r.regFile, text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("tail of the consumers' log:\n%s", tailFile(filepath.Join(r.logDir, "consumer.log"), 60))
+		}
+	})
+	r.reg = fleettest.Load(t, r.regFile)
+	r.fleet = fleettest.Start(t, r.reg)
+	r.stack = cdctest.Start(t)
+	r.connect = connector.NewClient(r.stack.ConnectURL, nil)
+	for _, s := range r.fleet.Shards {
+		b, err := connector.SecretsFile(s.ID, s.ReplicationDSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(r.stack.WorkerDir(), connector.SecretsDir, s.ID+".properties"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r
+}
+
+// apply plans and applies the connectors of the given shards (all when none given),
+// waits until they run, and returns the plan.
+func (r *rig) apply(ctx context.Context, shards ...string) []connector.Change {
+	r.t.Helper()
+	all, err := connector.RenderAll(r.reg, "shardflow")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	want := all
+	if len(shards) > 0 {
+		want = map[string]connector.Config{}
+		for _, s := range shards {
+			want[connector.Name(s)] = all[connector.Name(s)]
+		}
+	}
+	plan, err := connector.Plan(ctx, r.connect, want)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := connector.Apply(ctx, r.connect, plan); err != nil {
+		r.t.Fatal(err)
+	}
+	for n := range want {
+		r.waitRunning(ctx, n)
+	}
+	return plan
+}
+
+func (r *rig) waitRunning(ctx context.Context, name string) {
+	r.t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		st, err := r.connect.Status(ctx, name)
+		if err == nil && st.Running() {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("connector %s not running: %+v %v\n%s", name, st, err, tailLines(r.stack.ConnectLog(), 40))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func (r *rig) dsns() map[string]string {
+	m := map[string]string{}
+	for _, s := range r.fleet.Shards {
+		m[s.ID] = s.AdminDSN
+	}
+	return m
+}
+
+// child is `tokenize cdc` running as a process of its own.
+type child struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited; err is set then
+	err  error
+	out  *bytes.Buffer
+}
+
+// consumerInstance is the --instance-id of every consumer the test starts: a restarted
+// consumer takes its partitions back at once (static membership) instead of after
+// the killed one's session timed out.
+const consumerInstance = "e2e-tokenize"
+
+func (r *rig) startConsumer(args ...string) *child {
+	r.t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	args = append(args, "--brokers", strings.Join(r.stack.Brokers, ","), "--instance-id", consumerInstance)
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(),
+		childEnv+"="+strings.Join(args, " "),
+		"SHARDFLOW_REGISTRY="+r.regFile, "SHARDFLOW_ENV=local", "SHARDFLOW_TOKEN_KEY="+testKey)
+	var out bytes.Buffer
+	logf, err := os.OpenFile(filepath.Join(r.logDir, "consumer.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	cmd.Stdout = &out
+	cmd.Stderr = logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		r.t.Fatal(err)
+	}
+	c := &child{cmd: cmd, done: make(chan struct{}), out: &out}
+	go func() {
+		c.err = cmd.Wait()
+		logf.Close()
+		close(c.done)
+	}()
+	r.t.Cleanup(func() { _ = cmd.Process.Kill(); <-c.done })
+	return c
+}
+
+// kill sends SIGKILL: no cleanup, no commit, files half-written.
+func (c *child) kill() {
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	<-c.done
+}
+
+// stop sends SIGTERM and waits.
+func (c *child) stop() error {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	<-c.done
+	return c.err
+}
+
+// runBounded runs `tokenize cdc --bounded` to completion and returns its stdout.
+func (r *rig) runBounded() string {
+	r.t.Helper()
+	c := r.startConsumer("--bounded")
+	select {
+	case <-c.done:
+		if c.err != nil {
+			r.t.Fatalf("tokenize cdc --bounded: %v\n%s\n%s", c.err, c.out, tailFile(filepath.Join(r.logDir, "consumer.log"), 30))
+		}
+	case <-time.After(5 * time.Minute):
+		c.kill()
+		r.t.Fatalf("tokenize cdc --bounded did not finish in 5 minutes\n%s", tailFile(filepath.Join(r.logDir, "consumer.log"), 30))
+	}
+	return c.out.String()
+}
+
+// load loads every landed file into the DuckDB warehouse.
+func (r *rig) load(ctx context.Context) []load.Summary {
+	r.t.Helper()
+	wh, err := duckdb.Open(ctx, r.whPath)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer wh.Close()
+	if err := wh.Ensure(ctx, r.reg.Tables); err != nil {
+		r.t.Fatal(err)
+	}
+	l := &load.Loader{Store: stopgap.Dir{Root: r.lake}, Warehouse: wh, Registry: r.reg}
+	sums, err := l.LoadAll(ctx, load.Filter{})
+	if err != nil {
+		r.t.Fatalf("load: %v", err)
+	}
+	return sums
+}
+
+type tableSum struct {
+	rows int64
+	sum  string
+}
+
+// sourceSums is, per table, the count and checksum of every row on every shard.
+func (r *rig) sourceSums(ctx context.Context) map[string]tableSum {
+	r.t.Helper()
+	out := map[string]tableSum{}
+	for _, t := range r.reg.Tables {
+		cnt, sumExpr := landing.ChecksumSQL(landing.Postgres, t.PrimaryKey, t.Version)
+		var total int64
+		var hashes []string
+		for _, s := range r.fleet.Shards {
+			conn, err := pgx.Connect(ctx, s.AdminDSN)
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			var n int64
+			var h string
+			err = conn.QueryRow(ctx, fmt.Sprintf("SELECT %s, %s FROM %s", cnt, sumExpr, t.Name)).Scan(&n, &h)
+			conn.Close(ctx)
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			total += n
+			hashes = append(hashes, h)
+		}
+		out[t.Name] = tableSum{total, addDecimal(hashes)}
+	}
+	return out
+}
+
+// warehouseSums is, per table, the count and checksum of the latest version of every
+// key in the raw tables (docs/contracts.md §7 order), keys whose latest change is a
+// hard delete left out.
+func (r *rig) warehouseSums(ctx context.Context) map[string]tableSum {
+	r.t.Helper()
+	wh, err := duckdb.Open(ctx, r.whPath)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer wh.Close()
+	db := wh.DB()
+	out := map[string]tableSum{}
+	for _, t := range r.reg.Tables {
+		cnt, sumExpr := landing.ChecksumSQL(landing.DuckDB, t.PrimaryKey, t.Version)
+		q := fmt.Sprintf(`WITH ranked AS (
+  SELECT *, row_number() OVER (PARTITION BY %s ORDER BY %s DESC, (_op = 'd') DESC, _commit_ts DESC, _lsn DESC NULLS LAST,
+         CASE _source WHEN 'cdc' THEN 0 ELSE 1 END, _shard, _file) AS rn
+  FROM raw.%s)
+SELECT %s, %s FROM ranked WHERE rn = 1 AND _op <> 'd'`, strings.Join(t.PrimaryKey, ", "), t.Version, t.Name, cnt, sumExpr)
+		var ts tableSum
+		if err := db.QueryRowContext(ctx, q).Scan(&ts.rows, &ts.sum); err != nil {
+			r.t.Fatal(err)
+		}
+		out[t.Name] = ts
+	}
+	return out
+}
+
+// dbtBuild builds the dbt project (seeds rendered from the test's registry, models,
+// unit and data tests; args narrow it, e.g. --select +fact_orders) on the test's
+// warehouse, the way an operator does (docs/dbt.md), and returns the tail of its
+// output.
+func (r *rig) dbtBuild(ctx context.Context, args ...string) string {
+	r.t.Helper()
+	if r.dbtSeeds == "" {
+		r.dbtSeeds = r.renderSeeds()
+	}
+	cmd := exec.CommandContext(ctx, r.dbt, append([]string{"build", "--profiles-dir", ".",
+		"--target-path", filepath.Join(r.dir, "dbt-target"), "--log-path", filepath.Join(r.dir, "dbt-logs"),
+		"--vars", "{code_version: cdc-e2e}"}, args...)...)
+	cmd.Dir = filepath.Join(r.root, "dbt")
+	cmd.Env = append(os.Environ(), "SHARDFLOW_DUCKDB_PATH="+r.whPath, "SHARDFLOW_DBT_SEEDS="+r.dbtSeeds,
+		"SHARDFLOW_DBT_TARGET=local", "DBT_SEND_ANONYMOUS_USAGE_STATS=false")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("dbt build: %v\n%s", err, tailLines(string(out), 60))
+	}
+	return tailLines(strings.TrimSpace(string(out)), 3)
+}
+
+// renderSeeds writes the dbt seeds of the test's registry and returns their directory
+// relative to dbt/ (SHARDFLOW_DBT_SEEDS).
+func (r *rig) renderSeeds() string {
+	r.t.Helper()
+	// SHARDFLOW_DBT_SEEDS is relative to dbt/ and must stay inside the repository: dbt
+	// compiles a seed's tests under target/compiled/<project>/<seed path>.
+	if err := os.MkdirAll(filepath.Join(r.root, "var", "cdc"), 0o755); err != nil {
+		r.t.Fatal(err)
+	}
+	seeds, err := os.MkdirTemp(filepath.Join(r.root, "var", "cdc"), "e2e-seeds-")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { os.RemoveAll(seeds) })
+	rel, err := filepath.Rel(filepath.Join(r.root, "dbt"), seeds)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	files, err := seed.Render(r.reg)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if _, err := seed.Write(seeds, files); err != nil {
+		r.t.Fatal(err)
+	}
+	// The seeds' column types live in dbt/seeds/_seeds.yml, which gen-seeds does not
+	// render: without it DuckDB infers valid_from of a registry without moves (all
+	// empty) as an integer.
+	props, err := os.ReadFile(filepath.Join(r.root, "dbt", "seeds", "_seeds.yml"))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(seeds, "_seeds.yml"), props, 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	return rel
+}
+
+// orderSums is what fact_orders must equal: orders not deleted, their count, the sum of
+// total_cents and the key checksum of (order_id, version).
+type orderSums struct {
+	rows, distinct int64
+	totalCents     int64
+	sum            string
+}
+
+// sourceOrders sums the live orders of every shard.
+func (r *rig) sourceOrders(ctx context.Context) orderSums {
+	r.t.Helper()
+	cnt, sumExpr := landing.ChecksumSQL(landing.Postgres, []string{"order_id"}, "row_version")
+	var out orderSums
+	var hashes []string
+	for _, s := range r.fleet.Shards {
+		conn, err := pgx.Connect(ctx, s.AdminDSN)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		var n, cents int64
+		var h string
+		err = conn.QueryRow(ctx, fmt.Sprintf("SELECT %s, coalesce(sum(total_cents), 0), %s FROM orders WHERE NOT deleted", cnt, sumExpr)).Scan(&n, &cents, &h)
+		conn.Close(ctx)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		out.rows += n
+		out.totalCents += cents
+		hashes = append(hashes, h)
+	}
+	out.distinct = out.rows // order_id is the table's primary key on each shard, and UUIDv7 across them
+	out.sum = addDecimal(hashes)
+	return out
+}
+
+// factOrders sums analytics.fact_orders, the model dbt built.
+func (r *rig) factOrders(ctx context.Context) orderSums {
+	r.t.Helper()
+	db, closeDB := r.warehouseDB(ctx)
+	defer closeDB()
+	cnt, sumExpr := landing.ChecksumSQL(landing.DuckDB, []string{"order_id"}, "order_version")
+	var out orderSums
+	q := fmt.Sprintf("SELECT %s, count(DISTINCT order_id), CAST(coalesce(sum(total_cents), 0) AS BIGINT), %s FROM analytics.fact_orders", cnt, sumExpr)
+	if err := db.QueryRowContext(ctx, q).Scan(&out.rows, &out.distinct, &out.totalCents, &out.sum); err != nil {
+		r.t.Fatal(err)
+	}
+	return out
+}
+
+// addDecimal adds decimal strings exactly.
+func addDecimal(xs []string) string {
+	var total, v big.Int
+	for _, x := range xs {
+		v.SetString(x, 10)
+		total.Add(&total, &v)
+	}
+	return total.String()
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func tailFile(p string, n int) string {
+	b, _ := os.ReadFile(p)
+	return tailLines(string(b), n)
+}
+
+var panRe = regexp.MustCompile(`[0-9]{13,19}`)

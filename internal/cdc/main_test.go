@@ -1,0 +1,59 @@
+package cdc_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/shopsphere/shardflow/internal/cdc"
+	"github.com/shopsphere/shardflow/internal/exitcode"
+	"github.com/shopsphere/shardflow/internal/extract/stopgap"
+	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/registry"
+)
+
+// childEnv makes the test binary run `tokenize cdc` instead of the tests: the
+// end-to-end test starts the consumer as a process of its own so it can kill -9 it.
+const childEnv = "SHARDFLOW_CDC_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if args, ok := os.LookupEnv(childEnv); ok {
+		os.Exit(runChild(strings.Fields(args)))
+	}
+	os.Exit(m.Run())
+}
+
+// testDeps are the seams the batch path's tests use (stopgap: a directory store, the
+// keyed tokenizer of docs/contracts.md §4 and a Parquet writer of landed rows).
+var testDeps = cdc.Deps{
+	OpenStore: func(_ context.Context, os registry.ObjectStore) (cdc.Store, error) {
+		if os.Kind != "dir" {
+			return nil, fmt.Errorf("object store kind %s: the test child only has the directory store", os.Kind)
+		}
+		return stopgap.Dir{Root: os.Path}, nil
+	},
+	NewTokenizer: func(id string, key []byte) (cdc.Tokenizer, error) { return stopgap.NewTokenizer(id, key) },
+	NewWriter:    func(w io.Writer, cols []landing.Column) (cdc.FileWriter, error) { return stopgap.NewWriter(w, cols) },
+	CodeVersion:  "test",
+}
+
+func runChild(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	if err := cdc.Command(ctx, args, env, os.Stdout, os.Stderr, testDeps); err != nil {
+		fmt.Fprintln(os.Stderr, "tokenize cdc:", err)
+		return exitcode.Of(err)
+	}
+	return 0
+}
