@@ -12,9 +12,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/parquet-go/parquet-go"
 
-	"github.com/shopsphere/shardflow/internal/extract/stopgap"
 	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/tokenize"
 )
 
 // testKey is the tokenizer key of the tests (32+ bytes).
@@ -22,7 +23,7 @@ const testKey = "test-tokenizer-key-0123456789abcdef"
 
 // lakeT is a landing zone in a temporary directory.
 type lakeT struct {
-	stopgap.Dir
+	dir.Store
 }
 
 func (l lakeT) has(t *testing.T, w Window, shard, table string) bool {
@@ -91,11 +92,11 @@ func (l lakeT) keys(t *testing.T, res *Result) map[string]bool {
 
 func newTestExtractor(t *testing.T, reg *registry.Registry, conn *pgx.Conn) (*Extractor, lakeT) {
 	t.Helper()
-	lake := lakeT{stopgap.Dir{Root: t.TempDir()}}
-	tok, err := stopgap.NewTokenizer(reg.Tokenizer.KeyID, []byte(testKey))
+	lake := lakeT{dir.Store{Root: t.TempDir()}}
+	tok, err := tokenize.New(reg.Tokenizer.KeyID, []byte(testKey))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = context.Background
-	return &Extractor{Registry: reg, Conn: conn, Store: lake, Tokenizer: tok, NewWriter: func(w io.Writer, c []landing.Column) (FileWriter, error) { return stopgap.NewWriter(w, c) }, CodeVersion: "test"}, lake
+	return &Extractor{Registry: reg, Conn: conn, Store: lake, Tokenizer: tok, NewWriter: func(w io.Writer, c []landing.Column) (FileWriter, error) { return landing.NewParquetWriter(w, c) }, CodeVersion: "test"}, lake
 }

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopsphere/shardflow/internal/extract/stopgap"
 	"github.com/shopsphere/shardflow/internal/load"
+	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
 	"github.com/shopsphere/shardflow/internal/warehouse/warehousetest"
@@ -40,7 +40,7 @@ func BenchmarkLoadWindow(b *testing.B) {
 		if err := w.Ensure(ctx, reg.Tables); err != nil {
 			b.Fatal(err)
 		}
-		l := &load.Loader{Store: localDir{dirStore{Dir: stopgap.Dir{Root: lake}}}, Warehouse: w, Registry: reg}
+		l := &load.Loader{Store: localDir{dirStore{Dir: dir.Store{Root: lake}}}, Warehouse: w, Registry: reg}
 		b.StartTimer()
 		start := time.Now()
 		s, err := l.LoadWindow(ctx, "orders", "s00", warehousetest.T0, warehousetest.T0.Add(time.Hour))

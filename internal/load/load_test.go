@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
-	"github.com/shopsphere/shardflow/internal/extract/stopgap"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/load"
+	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/warehouse"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
@@ -23,7 +23,7 @@ import (
 
 // dirStore is the directory store seen as a remote one (List and Get only, no
 // LocalPath), so the copy-to-temp path runs; localDir reads files in place.
-type dirStore struct{ Dir stopgap.Dir }
+type dirStore struct{ Dir dir.Store }
 
 func (d dirStore) List(ctx context.Context, prefix string) ([]string, error) {
 	return d.Dir.List(ctx, prefix)
@@ -99,9 +99,9 @@ func (f *fixture) warehouse(path string) *duckdb.Warehouse {
 }
 
 func (f *fixture) loader(w warehouse.Warehouse, local bool) *load.Loader {
-	var st load.Store = dirStore{Dir: stopgap.Dir{Root: f.lake}}
+	var st load.Store = dirStore{Dir: dir.Store{Root: f.lake}}
 	if local {
-		st = localDir{dirStore{Dir: stopgap.Dir{Root: f.lake}}}
+		st = localDir{dirStore{Dir: dir.Store{Root: f.lake}}}
 	}
 	return &load.Loader{Store: st, Warehouse: w, Registry: registryOf(f.t), TempDir: f.t.TempDir()}
 }

@@ -7,8 +7,8 @@ import (
 	"os"
 	"testing"
 
-	"github.com/shopsphere/shardflow/internal/extract/stopgap"
 	"github.com/shopsphere/shardflow/internal/load"
+	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/warehouse"
 	"github.com/shopsphere/shardflow/internal/warehouse/snowflake"
@@ -79,7 +79,7 @@ func TestSnowflakeStagedLoad(t *testing.T) {
 	}
 	loader := func(w warehouse.Warehouse) *load.Loader {
 		// no TempDir: a staged backend must not need a local copy
-		return &load.Loader{Store: dirStore{Dir: stopgap.Dir{Root: f.lake}}, Warehouse: w, Registry: reg, TempDir: "/nonexistent"}
+		return &load.Loader{Store: dirStore{Dir: dir.Store{Root: f.lake}}, Warehouse: w, Registry: reg, TempDir: "/nonexistent"}
 	}
 
 	ref, refDB := open()

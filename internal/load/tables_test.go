@@ -13,9 +13,9 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/shopsphere/shardflow/internal/extract/stopgap"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/load"
+	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/warehouse"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
@@ -32,7 +32,7 @@ func landAll(t *testing.T, reg *registry.Registry, lake string, rows int) []*lan
 	for _, tb := range reg.Tables {
 		cols := landing.Columns(tb)
 		var buf bytes.Buffer
-		w, err := stopgap.NewWriter(&buf, cols)
+		w, err := landing.NewParquetWriter(&buf, cols)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,7 +116,7 @@ func TestEveryTableOfTheRegistry(t *testing.T) {
 	ctx := context.Background()
 	lake := t.TempDir()
 	manifests := landAll(t, reg, lake, 40)
-	store := localDir{dirStore{Dir: stopgap.Dir{Root: lake}}}
+	store := localDir{dirStore{Dir: dir.Store{Root: lake}}}
 
 	check := func(t *testing.T, w warehouse.Warehouse) {
 		if err := w.Ensure(ctx, reg.Tables); err != nil {

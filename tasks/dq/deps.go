@@ -6,8 +6,8 @@ import (
 
 	"github.com/shopsphere/shardflow/internal/dq"
 	"github.com/shopsphere/shardflow/internal/exitcode"
-	"github.com/shopsphere/shardflow/internal/extract/stopgap"
 	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/objstore/backend"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/warehouse"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
@@ -59,7 +59,7 @@ func openDeps(ctx context.Context, reg *registry.Registry, target *registry.Envi
 	}
 	d := &deps{warehouse: w, close: func() { _ = closeWH() }}
 	if pciFiles {
-		f, err := openFiles(target)
+		f, err := openFiles(ctx, target, env)
 		if err != nil {
 			d.close()
 			return nil, err
@@ -69,12 +69,11 @@ func openDeps(ctx context.Context, reg *registry.Registry, target *registry.Envi
 	return d, nil
 }
 
-// openFiles opens the landing zone for the PCI file scan. (stopgap.Dir stands in for
-// internal/objstore until it lands; S3 comes with it.)
-func openFiles(target *registry.Environment) (dq.Files, error) {
-	switch target.ObjectStore.Kind {
-	case "dir":
-		return stopgap.Dir{Root: target.ObjectStore.Path}, nil
+// openFiles opens the landing zone (a directory or S3) for the PCI file scan.
+func openFiles(ctx context.Context, target *registry.Environment, env map[string]string) (dq.Files, error) {
+	st, err := backend.Open(ctx, target.ObjectStore, backend.CredentialsFromEnv(env))
+	if err != nil {
+		return nil, exitcode.Wrap(exitcode.Usage, err)
 	}
-	return nil, exitcode.Errorf(exitcode.Usage, "object store kind %q is not supported yet", target.ObjectStore.Kind)
+	return st, nil
 }

@@ -15,9 +15,10 @@ import (
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/extract/extracttest"
-	"github.com/shopsphere/shardflow/internal/extract/stopgap"
 	"github.com/shopsphere/shardflow/internal/fleet/fleettest"
 	"github.com/shopsphere/shardflow/internal/landing"
+	objdir "github.com/shopsphere/shardflow/internal/objstore/dir"
+	"github.com/shopsphere/shardflow/internal/tokenize"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
 )
 
@@ -47,7 +48,7 @@ func TestDQEndToEnd(t *testing.T) {
 
 	w := extract.Window{Start: time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC)}
 	w.End = w.Start.Add(reg.Extract.Window.Duration)
-	tok, _ := stopgap.NewTokenizer(reg.Tokenizer.KeyID, []byte(testKey))
+	tok, _ := tokenize.New(reg.Tokenizer.KeyID, []byte(testKey))
 	for _, s := range f.Shards {
 		env[s.ExtractEnv] = s.ExtractDSN
 		admin, err := pgx.Connect(ctx, s.AdminDSN)
@@ -65,8 +66,10 @@ func TestDQEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ex := &extract.Extractor{Registry: reg, Conn: conn, Store: stopgap.Dir{Root: lake}, Tokenizer: tok, CodeVersion: "test",
-			NewWriter: func(w io.Writer, c []landing.Column) (extract.FileWriter, error) { return stopgap.NewWriter(w, c) }}
+		ex := &extract.Extractor{Registry: reg, Conn: conn, Store: objdir.Store{Root: lake}, Tokenizer: tok, CodeVersion: "test",
+			NewWriter: func(w io.Writer, c []landing.Column) (extract.FileWriter, error) {
+				return landing.NewParquetWriter(w, c)
+			}}
 		for _, tb := range []string{"orders", "payments"} {
 			if _, err := ex.Run(ctx, extract.Job{Shard: s.ID, Table: tb, Window: w}); err != nil {
 				t.Fatal(err)

@@ -1,16 +1,16 @@
 package main
 
 import (
-	"io"
-
 	"context"
 	"fmt"
-	"github.com/shopsphere/shardflow/internal/landing"
+	"io"
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/extract"
-	"github.com/shopsphere/shardflow/internal/extract/stopgap"
+	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/objstore/backend"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/tokenize"
 )
 
 type deps struct {
@@ -19,9 +19,8 @@ type deps struct {
 	newWriter extract.NewFileWriter
 }
 
-// openDeps builds the object store of the environment, the tokenizer and the Parquet
-// writer. (The stopgap implementations stand in for internal/objstore,
-// internal/tokenize and the landing writer until those land.)
+// openDeps builds the environment's object store (a directory or S3), the keyed
+// tokenizer and the landing Parquet writer.
 func openDeps(ctx context.Context, reg *registry.Registry, env map[string]string) (*deps, error) {
 	name := env["SHARDFLOW_ENV"]
 	if name == "" {
@@ -31,18 +30,15 @@ func openDeps(ctx context.Context, reg *registry.Registry, env map[string]string
 	if err != nil {
 		return nil, exitcode.Wrap(exitcode.Usage, err)
 	}
-	var store extract.Store
-	switch target.ObjectStore.Kind {
-	case "dir":
-		store = stopgap.Dir{Root: target.ObjectStore.Path}
-	default:
-		return nil, exitcode.Errorf(exitcode.Usage, "object store kind %q is not supported yet", target.ObjectStore.Kind)
+	store, err := backend.Open(ctx, target.ObjectStore, backend.CredentialsFromEnv(env))
+	if err != nil {
+		return nil, exitcode.Wrap(exitcode.Usage, err)
 	}
 	key := env[reg.Tokenizer.Key.Env]
 	if key == "" {
 		return nil, exitcode.Errorf(exitcode.Usage, "tokenizer: environment variable %s (the key) is not set", reg.Tokenizer.Key.Env)
 	}
-	tok, err := stopgap.NewTokenizer(reg.Tokenizer.KeyID, []byte(key))
+	tok, err := tokenize.New(reg.Tokenizer.KeyID, []byte(key))
 	if err != nil {
 		return nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("tokenizer (%s): %w", reg.Tokenizer.Key.Env, err))
 	}
@@ -50,7 +46,7 @@ func openDeps(ctx context.Context, reg *registry.Registry, env map[string]string
 }
 
 func newWriter(w io.Writer, cols []landing.Column) (extract.FileWriter, error) {
-	pw, err := stopgap.NewWriter(w, cols)
+	pw, err := landing.NewParquetWriter(w, cols)
 	if err != nil {
 		return nil, err
 	}

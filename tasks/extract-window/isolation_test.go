@@ -12,9 +12,10 @@ import (
 	"github.com/shopsphere/shardflow/internal/dq"
 	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/extract/extracttest"
-	"github.com/shopsphere/shardflow/internal/extract/stopgap"
 	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/tokenize"
 	"github.com/shopsphere/shardflow/internal/workload"
 )
 
@@ -139,7 +140,7 @@ func TestPCINeverLands(t *testing.T) {
 			}
 		}
 		// every landed byte: raw bytes of data files and manifests, and decoded strings
-		store := stopgap.Dir{Root: e.lake}
+		store := dir.Store{Root: e.lake}
 		keys, err := store.List(ctx, landing.Prefix)
 		if err != nil || len(keys) == 0 {
 			t.Fatalf("landed keys: %v %v", keys, err)
@@ -196,7 +197,7 @@ func TestPCINeverLands(t *testing.T) {
 		}
 	}
 	want := map[string]bool{}
-	tok, _ := stopgap.NewTokenizer(e.reg.Tokenizer.KeyID, []byte(testKey))
+	tok, _ := tokenize.New(e.reg.Tokenizer.KeyID, []byte(testKey))
 	col, _ := tableColumn(e.reg, "payments", "card_number")
 	for _, p := range testPANs {
 		v, _ := tok.Apply(col, p)

@@ -16,8 +16,9 @@ import (
 	"time"
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
-	"github.com/shopsphere/shardflow/internal/extract/stopgap"
 	"github.com/shopsphere/shardflow/internal/load"
+	"github.com/shopsphere/shardflow/internal/objstore/backend"
+	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/warehouse"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
@@ -166,7 +167,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	store, err := openStore(target)
+	store, err := openStore(ctx, target, env)
 	if err != nil {
 		return err
 	}
@@ -206,16 +207,15 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	return err
 }
 
-// The directory store reads files in place. (stopgap.Dir stands in for internal/objstore
-// until it lands.)
-var _ load.LocalStore = stopgap.Dir{}
+// The directory store reads files in place; S3 objects are copied to a temp file.
+var _ load.LocalStore = dir.Store{}
 
-func openStore(target *registry.Environment) (load.Store, error) {
-	switch target.ObjectStore.Kind {
-	case "dir":
-		return stopgap.Dir{Root: target.ObjectStore.Path}, nil
+func openStore(ctx context.Context, target *registry.Environment, env map[string]string) (load.Store, error) {
+	st, err := backend.Open(ctx, target.ObjectStore, backend.CredentialsFromEnv(env))
+	if err != nil {
+		return nil, exitcode.Wrap(exitcode.Usage, err)
 	}
-	return nil, exitcode.Errorf(exitcode.Usage, "object store kind %q is not supported by load yet", target.ObjectStore.Kind)
+	return st, nil
 }
 
 func openWarehouse(ctx context.Context, target *registry.Environment, env map[string]string) (warehouse.Warehouse, error) {

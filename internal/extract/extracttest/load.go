@@ -3,8 +3,8 @@ package extracttest
 import (
 	"context"
 
-	"github.com/shopsphere/shardflow/internal/extract/stopgap"
 	"github.com/shopsphere/shardflow/internal/load"
+	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/warehouse"
 )
@@ -17,7 +17,7 @@ func LoadLanded(ctx context.Context, w warehouse.Warehouse, reg *registry.Regist
 	if err := w.Ensure(ctx, reg.Tables); err != nil {
 		return 0, err
 	}
-	l := &load.Loader{Store: stopgap.Dir{Root: lake}, Warehouse: w, Registry: reg}
+	l := &load.Loader{Store: dir.Store{Root: lake}, Warehouse: w, Registry: reg}
 	if len(failpoint) > 0 {
 		l.Failpoint = failpoint[0]
 	}

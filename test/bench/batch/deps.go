@@ -4,9 +4,10 @@ import (
 	"io"
 
 	"github.com/shopsphere/shardflow/internal/extract"
-	"github.com/shopsphere/shardflow/internal/extract/stopgap"
 	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/tokenize"
 )
 
 type benchDeps struct {
@@ -16,15 +17,15 @@ type benchDeps struct {
 }
 
 func newDeps(reg *registry.Registry, lake string) (*benchDeps, error) {
-	tok, err := stopgap.NewTokenizer(reg.Tokenizer.KeyID, []byte("bench-key-bench-key-bench-key-bench-key"))
+	tok, err := tokenize.New(reg.Tokenizer.KeyID, []byte("bench-key-bench-key-bench-key-bench-key"))
 	if err != nil {
 		return nil, err
 	}
-	return &benchDeps{store: stopgap.Dir{Root: lake}, tokenizer: tok, newWriter: newWriter}, nil
+	return &benchDeps{store: dir.Store{Root: lake}, tokenizer: tok, newWriter: newWriter}, nil
 }
 
 func newWriter(w io.Writer, cols []landing.Column) (extract.FileWriter, error) {
-	pw, err := stopgap.NewWriter(w, cols)
+	pw, err := landing.NewParquetWriter(w, cols)
 	if err != nil {
 		return nil, err
 	}
