@@ -31,8 +31,9 @@ TARGET = "local"
 FLEET = "shopsphere-orders"
 RETRYABLE_EXIT_CODE = 75
 WRITER_POOL = "shardflow_duckdb_writer"
-# The repository: dags/<environment>/ is two levels below it.
-REPO = Path(__file__).resolve().parents[2]
+# The checkout whose binaries (var/bin), venvs and dbt project the tasks run: the one
+# these DAGs sit in (dags/<environment>/ is two levels below it), or SHARDFLOW_REPO.
+REPO = Path(os.environ.get("SHARDFLOW_REPO") or Path(__file__).resolve().parents[2])
 # environments.local.warehouse.path, relative to the repository unless absolute.
 WAREHOUSE = "var/warehouse.duckdb"
 WRITERS = {"load", "dq", "dbt"}
