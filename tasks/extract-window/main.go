@@ -48,7 +48,9 @@ environment:
   SHARDFLOW_ENV        environment in shards.yaml (default local): object store
   <shards[].connection.extract.env>   the shard's DSN (extract role), e.g. SHARDFLOW_S00_EXTRACT_DSN
   <tokenizer.key.env>  the tokenizer key, at least 32 bytes, e.g. SHARDFLOW_TOKEN_KEY
-  AWS_*                credentials and region for an s3 object store
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE
+                       s3 object store credentials (else the SDK default chain:
+                       IRSA, container or instance credentials); docs/objstore.md
 
 exit codes: 0 landed; 2 usage or configuration; 3 data check failed (a row with a wrong
 bucket, or the self-check of streamed rows against the snapshot's checksum); 4 schema

@@ -42,7 +42,9 @@ environment:
   SHARDFLOW_REGISTRY   path to shards.yaml (default shards.yaml)
   SHARDFLOW_ENV        environment in shards.yaml (default local): object store and warehouse
   <warehouse.dsn.env>  the Snowflake DSN (gosnowflake), e.g. SHARDFLOW_SNOWFLAKE_DSN
-  AWS_*                credentials and region for an s3 object store
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE
+                       s3 object store credentials (else the SDK default chain:
+                       IRSA, container or instance credentials); docs/objstore.md
 
 exit codes: 0 done; 2 usage or configuration; 1 a landed file disagrees with its manifest
 (or another permanent error); 75 retry later (store or warehouse unreachable, warehouse
