@@ -2,6 +2,7 @@ package shardctl
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"sort"
@@ -75,7 +76,8 @@ func (a *airflowFlags) open(env Env) (*registry.Registry, *airflow.Client, error
 // apiErr maps a client error to an exit code: unreachable or a server error is
 // retryable (75), a refused request is permanent (1).
 func apiErr(op string, err error) error {
-	if ae, ok := err.(*airflow.APIError); ok && !ae.Retryable() {
+	var ae *airflow.APIError
+	if errors.As(err, &ae) && !ae.Retryable() {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return exitcode.Wrap(exitcode.Retryable, fmt.Errorf("%s: %w", op, err))
