@@ -15,7 +15,7 @@ $(VERSITYGW):
 	@mkdir -p $(BIN)
 	GOBIN=$(BIN) go install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
-test-objstore: deps-versitygw deps-go ## object store contract on the directory and on versitygw (S3), tokenizer vectors, tokenize task
+test-objstore: deps-versitygw deps-cdc deps-go ## object store contract on the directory and on versitygw (S3), tokenizer vectors, tokenize task (cdc into S3 on a real Kafka)
 	CI=$${CI:-true} go test -count=1 ./internal/objstore/... ./internal/tokenize/... ./internal/landing/... ./tasks/tokenize/...
 
 bench-tokenize: deps-go ## tokenizer values/s beside bare HMAC-SHA256 and sha256 of the same inputs
