@@ -332,7 +332,7 @@ func (c *Client) TaskInstances(ctx context.Context, dagID, runID string) ([]Task
 			TIs   []TaskInstance `json:"task_instances"`
 			Total *int           `json:"total_entries"`
 		}
-		q := url.Values{"limit": {fmt.Sprint(page)}, "offset": {fmt.Sprint(offset)}, "order_by": {"task_id"}}
+		q := url.Values{"limit": {fmt.Sprint(page)}, "offset": {fmt.Sprint(offset)}}
 		p := "/api/v2/dags/" + url.PathEscape(dagID) + "/dagRuns/" + url.PathEscape(runID) + "/taskInstances"
 		if err := c.do(ctx, http.MethodGet, p, q, nil, &out); err != nil {
 			return nil, err

@@ -61,8 +61,10 @@ func TestAirflowBatchPathIsolationAndRerun(t *testing.T) {
 	}
 	reg := fleettest.Load(t, regPath)
 	w := reg.Extract.Window.Duration
-	w1 := time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC)
-	w2 := w1.Add(w)
+	// W1 runs through `airflow dags test` (logical date W1's end), W2 through the API
+	// (logical date W2's start); a window apart, so the two runs' logical dates differ
+	w1 := time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)
+	w2 := w1.Add(2 * w)
 
 	// DAGs rendered from this registry, with a short retry policy (only exit 75 retries)
 	files, err := dagen.Render(reg, dagen.Options{Retries: 1, RetryDelay: time.Second, MaxRetryDelay: 2 * time.Second})
@@ -96,7 +98,7 @@ func TestAirflowBatchPathIsolationAndRerun(t *testing.T) {
 	// a manual run processes the last window before it)
 	tctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancel()
-	out, err := home.Airflow(tctx, "dags", "test", hourly, w2.Format(time.RFC3339))
+	out, err := home.Airflow(tctx, "dags", "test", hourly, w1.Add(w).Format(time.RFC3339))
 	if err != nil || !strings.Contains(out, "state=success") && !strings.Contains(out, "DagRunState.SUCCESS") {
 		t.Fatalf("airflow dags test %s: %v\n%s", hourly, err, lastLines(out, 80))
 	}
