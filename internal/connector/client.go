@@ -133,9 +133,15 @@ func (c *Client) PutConfig(ctx context.Context, name string, cfg Config) error {
 	return c.do(ctx, http.MethodPut, "/connectors/"+url.PathEscape(name)+"/config", cfg, nil)
 }
 
-// Delete removes a connector (its slot stays on the shard; docs/runbooks/cdc-lag.md).
-func (c *Client) Delete(ctx context.Context, name string) error {
-	return c.do(ctx, http.MethodDelete, "/connectors/"+url.PathEscape(name), nil, nil)
+// Pause stops a connector's tasks from polling (its slot and offsets stay); Resume
+// lets them go on from where they were.
+func (c *Client) Pause(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodPut, "/connectors/"+url.PathEscape(name)+"/pause", nil, nil)
+}
+
+// Resume undoes Pause.
+func (c *Client) Resume(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodPut, "/connectors/"+url.PathEscape(name)+"/resume", nil, nil)
 }
 
 // Restart restarts a connector and its failed tasks.
