@@ -31,8 +31,8 @@ cdc-status: ## connectors, slots and consumer lag of the local stack (shardctl c
 test-cdc: deps-cdc deps-apt deps-dbt build ## CDC end to end: 4 shards → Debezium → Kafka → tokenize cdc → load → dbt fact_orders, kill -9 mid-stream, a shard added
 	CI=$${CI:-true} go test -count=1 -timeout 20m -tags cdce2e -run 'E2E' ./internal/cdc/
 
-bench-cdc: deps-cdc deps-apt build ## events/s through Debezium → Kafka → tokenize cdc beside pg_recvlogical on the same slot; commit → warehouse freshness
+bench-cdc: deps-cdc deps-apt deps-dbt build ## commit → fact_orders freshness p50/p95/max under sustained writes; events/s Debezium → Kafka → tokenize cdc beside pg_recvlogical
 	CI=$${CI:-true} go test -count=1 -timeout 20m -tags cdce2e -run '^$$' -bench 'CDC' -benchtime 1x ./internal/cdc/
 
-demo-cdc: deps-cdc deps-apt build ## the near-real-time path on a local 4-shard fleet with live traffic; prints the freshness it measured
+demo-cdc: deps-cdc deps-apt deps-dbt build ## the near-real-time path on a local 4-shard fleet with live traffic; prints the freshness it measured
 	bash test/harness/cdc/demo.sh
