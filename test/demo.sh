@@ -130,7 +130,7 @@ section "7. dbt build: staging → ownership filter → latest version → fact_
 shardctl gen-seeds --dir "$DEMO/dbt-seeds" >/dev/null
 DBT_RUN="demo-$(date -u +%Y%m%dT%H%M%SZ)"
 dbt() {
-  (cd "$ROOT/dbt" && SHARDFLOW_DUCKDB_PATH="$ROOT/var/warehouse.duckdb" SHARDFLOW_DBT_SEEDS="$DEMO/dbt-seeds" \
+  (cd "$ROOT/dbt" && SHARDFLOW_DUCKDB_PATH="$ROOT/var/warehouse.duckdb" SHARDFLOW_DBT_SEEDS=../var/demo/dbt-seeds \
     "$ROOT/var/venv/dbt/bin/dbt" "$@" --profiles-dir . --target-path "$ROOT/var/dbt/target" --log-path "$DEMO/logs")
 }
 code_version=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)

@@ -7,6 +7,7 @@ package seed
 
 import (
 	"bytes"
+	_ "embed"
 	"encoding/csv"
 	"fmt"
 	"os"
@@ -30,7 +31,16 @@ var (
 	ShardsHeader    = []string{"shard_id", "state", "bucket_ranges"}
 )
 
-// Render returns every seed for r, in a fixed order.
+// seedsYML is the seeds' properties file (column types, descriptions, tests). It goes
+// into every seed directory with the CSVs: a seed directory other than dbt/seeds (a
+// local registry of another size, through SHARDFLOW_DBT_SEEDS) would otherwise load
+// with inferred types, and an all-empty valid_to column would become an integer.
+//
+//go:embed seeds.yml
+var seedsYML []byte
+
+// Render returns every seed for r, in a fixed order, and their properties file
+// _seeds.yml last.
 //
 // shard_ownership.csv has one row per registry.Interval: bucket_lo..bucket_hi (inclusive)
 // belonged to shard_id during [valid_from, valid_to) at registry epoch `epoch`. An empty
@@ -45,7 +55,7 @@ func Render(r *registry.Registry) ([]File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render shards.csv: %w", err)
 	}
-	return []File{{"shard_ownership.csv", own}, {"shards.csv", shards}}, nil
+	return []File{{"shard_ownership.csv", own}, {"shards.csv", shards}, {"_seeds.yml", seedsYML}}, nil
 }
 
 func ownershipRows(r *registry.Registry) [][]string {

@@ -43,6 +43,9 @@ func render(t *testing.T, r *registry.Registry) []File {
 func TestGolden(t *testing.T) {
 	files := render(t, load(t, "testdata/moves.yaml"))
 	for _, f := range files {
+		if f.Name == "_seeds.yml" {
+			continue // the same for every registry: TestCommittedSeedsMatchRegistry covers it
+		}
 		path := filepath.Join("testdata", "moves."+f.Name)
 		if *update {
 			if err := os.WriteFile(path, f.Data, 0o644); err != nil {
