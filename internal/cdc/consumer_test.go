@@ -19,9 +19,10 @@ import (
 
 	"github.com/shopsphere/shardflow/internal/cdc"
 	"github.com/shopsphere/shardflow/internal/cdc/cdctest"
-	"github.com/shopsphere/shardflow/internal/extract/stopgap"
 	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/tokenize"
 )
 
 const testKey = "0123456789abcdef0123456789abcdef-test-key"
@@ -37,14 +38,16 @@ func loadRegistry(t *testing.T) *registry.Registry {
 
 func newConsumer(t *testing.T, reg *registry.Registry, brokers []string, lake string) *cdc.Consumer {
 	t.Helper()
-	tok, err := stopgap.NewTokenizer("k1", []byte(testKey))
+	tok, err := tokenize.New("k1", []byte(testKey))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &cdc.Consumer{
 		Registry: reg, Brokers: brokers, TopicPrefix: "shardflow", Group: "test-" + t.Name(),
-		Store: stopgap.Dir{Root: lake}, Tokenizer: tok,
-		NewWriter:   func(w io.Writer, cols []landing.Column) (cdc.FileWriter, error) { return stopgap.NewWriter(w, cols) },
+		Store: dir.Store{Root: lake}, Tokenizer: tok,
+		NewWriter: func(w io.Writer, cols []landing.Column) (cdc.FileWriter, error) {
+			return landing.NewParquetWriter(w, cols)
+		},
 		FileRecords: 10, FlushInterval: time.Second, CodeVersion: "test",
 	}
 }
@@ -109,7 +112,7 @@ type fileRange struct {
 // landedFiles returns the manifests of one table's CDC files, by first offset.
 func landedFiles(t *testing.T, lake, table string) []fileRange {
 	t.Helper()
-	store := stopgap.Dir{Root: lake}
+	store := dir.Store{Root: lake}
 	keys, err := store.List(context.Background(), landing.TablePrefix(table))
 	if err != nil {
 		t.Fatal(err)

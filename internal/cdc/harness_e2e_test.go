@@ -20,11 +20,11 @@ import (
 
 	"github.com/shopsphere/shardflow/internal/cdc/cdctest"
 	"github.com/shopsphere/shardflow/internal/connector"
-	"github.com/shopsphere/shardflow/internal/extract/stopgap"
 	"github.com/shopsphere/shardflow/internal/fleet"
 	"github.com/shopsphere/shardflow/internal/fleet/fleettest"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/load"
+	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/seed"
 	"github.com/shopsphere/shardflow/internal/shardctl"
@@ -232,7 +232,7 @@ func (r *rig) load(ctx context.Context) []load.Summary {
 	if err := wh.Ensure(ctx, r.reg.Tables); err != nil {
 		r.t.Fatal(err)
 	}
-	l := &load.Loader{Store: stopgap.Dir{Root: r.lake}, Warehouse: wh, Registry: r.reg}
+	l := &load.Loader{Store: dir.Store{Root: r.lake}, Warehouse: wh, Registry: r.reg}
 	sums, err := l.LoadAll(ctx, load.Filter{})
 	if err != nil {
 		r.t.Fatalf("load: %v", err)

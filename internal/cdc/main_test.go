@@ -12,9 +12,10 @@ import (
 
 	"github.com/shopsphere/shardflow/internal/cdc"
 	"github.com/shopsphere/shardflow/internal/exitcode"
-	"github.com/shopsphere/shardflow/internal/extract/stopgap"
 	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/tokenize"
 )
 
 // childEnv makes the test binary run `tokenize cdc` instead of the tests: the
@@ -28,18 +29,20 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// testDeps are the seams the batch path's tests use (stopgap: a directory store, the
-// keyed tokenizer of docs/contracts.md §4 and a Parquet writer of landed rows).
+// testDeps are the seams tasks/tokenize wires (the environment's object store, the
+// keyed tokenizer of docs/contracts.md §4 and the landing Parquet writer).
 var testDeps = cdc.Deps{
 	OpenStore: func(_ context.Context, os registry.ObjectStore) (cdc.Store, error) {
 		if os.Kind != "dir" {
 			return nil, fmt.Errorf("object store kind %s: the test child only has the directory store", os.Kind)
 		}
-		return stopgap.Dir{Root: os.Path}, nil
+		return dir.Store{Root: os.Path}, nil
 	},
-	NewTokenizer: func(id string, key []byte) (cdc.Tokenizer, error) { return stopgap.NewTokenizer(id, key) },
-	NewWriter:    func(w io.Writer, cols []landing.Column) (cdc.FileWriter, error) { return stopgap.NewWriter(w, cols) },
-	CodeVersion:  "test",
+	NewTokenizer: func(id string, key []byte) (cdc.Tokenizer, error) { return tokenize.New(id, key) },
+	NewWriter: func(w io.Writer, cols []landing.Column) (cdc.FileWriter, error) {
+		return landing.NewParquetWriter(w, cols)
+	},
+	CodeVersion: "test",
 }
 
 func runChild(args []string) int {
