@@ -18,7 +18,7 @@ var keys = map[string]string{
 	"k2": strings.Repeat("a", 32),
 }
 
-// vectors pin the landed form byte for byte: they were produced by the stopgap
+// vectors pin the landed form byte for byte: they were produced by the stopgap (removed)
 // tokenizer the first landed files and dbt fixtures were written with, and the k1
 // card_number token was recomputed independently (Python's hmac module). A change
 // here is a change to every token already landed.
