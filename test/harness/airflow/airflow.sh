@@ -8,7 +8,7 @@
 # graph view reads, that the hourly DAG shows one task group per shard.
 #   airflow.sh up | down | check
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 VENV=${AIRFLOW_VENV:-$ROOT/var/venv/airflow}
 ENVNAME=${AIRFLOW_ENV:-local}
 PORT=${AIRFLOW_PORT:-18080}
