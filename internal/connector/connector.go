@@ -177,6 +177,10 @@ func Render(reg *registry.Registry, topicPrefix string, s registry.Shard) (Confi
 		"topic.creation.default.replication.factor": "-1",
 		"topic.creation.default.cleanup.policy":     "delete",
 
+		// Larger batches between Debezium's queue and Connect (defaults 2048 / 8192).
+		"max.batch.size": "8192",
+		"max.queue.size": "32768",
+
 		"slot.drop.on.stop":            "false",
 		"provide.transaction.metadata": "false",
 	}
