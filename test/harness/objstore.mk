@@ -10,7 +10,7 @@ VERSITYGW_VERSION := v1.7.0
 VERSITYGW := $(BIN)/versitygw
 
 .PHONY: deps-versitygw test-objstore bench-tokenize
-deps-versitygw: $(VERSITYGW) ## install versitygw $(VERSITYGW_VERSION) (S3 API server) into var/bin
+deps-versitygw: $(VERSITYGW) ## install versitygw v1.7.0 (S3 API server, Apache-2.0) into var/bin from the Go module proxy
 $(VERSITYGW):
 	@mkdir -p $(BIN)
 	GOBIN=$(BIN) go install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
