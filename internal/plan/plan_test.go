@@ -1,0 +1,178 @@
+package plan
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shopsphere/shardflow/internal/registry"
+)
+
+var now = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+
+func committed(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../shards.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func check(t *testing.T, text string) *registry.Registry {
+	t.Helper()
+	r, err := registry.Check(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("edited registry invalid: %v", err)
+	}
+	return r
+}
+
+func replace(t *testing.T, s string, pairs ...string) string {
+	t.Helper()
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if !strings.Contains(s, pairs[i]) {
+			t.Fatalf("shards.yaml has no %q", pairs[i])
+		}
+		s = strings.Replace(s, pairs[i], pairs[i+1], 1)
+	}
+	return s
+}
+
+const s04 = `
+  - id: s04
+    state: %s
+    connection:
+      extract: {env: SHARDFLOW_S04_EXTRACT_DSN, k8s_secret: shard-s04, k8s_key: extract-dsn}
+      replication: {env: SHARDFLOW_S04_REPLICATION_DSN, k8s_secret: shard-s04, k8s_key: replication-dsn}
+`
+
+func addShard(state, buckets string) string {
+	s := strings.Replace(s04, "%s", state, 1)
+	if buckets != "" {
+		s += `    buckets: ["` + buckets + `"]` + "\n"
+	}
+	return s
+}
+
+const firstMove = "    cutover: 2026-06-01T00:00:00Z\n"
+
+func moveTo04(cutover string) string {
+	return firstMove + "  - epoch: 2\n    buckets: [\"3840-4095\"]\n    from: s03\n    to: s04\n    cutover: " + cutover + "\n"
+}
+
+func TestCompare(t *testing.T) {
+	base := committed(t)
+	const s03 = "    buckets: [\"3072-4095\"]\n"
+	cases := []struct {
+		name     string
+		edit     func(string) string
+		changes  []string // substrings, each in some change line
+		findings []string // "<severity>: <path>" of every finding, in order
+	}{
+		{name: "no change", edit: func(s string) string { return s }},
+		{
+			name:    "onboarding shard",
+			edit:    func(s string) string { return replace(t, s, s03, s03+addShard("onboarding", "")) },
+			changes: []string{"shard s04 added (onboarding, buckets none)"},
+		},
+		{
+			name: "move with a future cutover",
+			edit: func(s string) string {
+				return replace(t, s, s03, `    buckets: ["3072-3839"]`+"\n"+addShard("active", "3840-4095"), firstMove, moveTo04("2027-01-15T00:00:00Z"))
+			},
+			changes: []string{"shard s03: buckets 3072-4095 → 3072-3839", "shard s04 added (active", "move added: epoch 2, buckets 3840-4095, s03 → s04 at 2027-01-15"},
+		},
+		{
+			name: "move with a cutover in the past",
+			edit: func(s string) string {
+				return replace(t, s, s03, `    buckets: ["3072-3839"]`+"\n"+addShard("active", "3840-4095"), firstMove, moveTo04("2026-11-15T00:00:00Z"))
+			},
+			findings: []string{"error: moves"},
+		},
+		{
+			name:     "past move edited",
+			edit:     func(s string) string { return replace(t, s, firstMove, "    cutover: 2026-07-01T00:00:00Z\n") },
+			changes:  []string{"move 0 edited"},
+			findings: []string{"error: moves[0]", "error: moves"},
+		},
+		{
+			name: "routing changed",
+			edit: func(s string) string {
+				return replace(t, s, "buckets: 4096", "buckets: 4095", `["3072-4095"]`, `["3072-4094"]`, `["3584-4095"]`, `["3584-4094"]`)
+			},
+			findings: []string{"error: routing", "error: moves[0]"}, // the move's range had to shrink too
+		},
+		{
+			name: "pci weakened",
+			edit: func(s string) string {
+				return replace(t, s, "{name: card_number, type: text, pci: token}", "{name: card_number, type: text, pci: last4}")
+			},
+			changes:  []string{"column card_number pci token → last4"},
+			findings: []string{"error: tables[2].columns[8].pci"},
+		},
+		{
+			name: "pci strengthened",
+			edit: func(s string) string {
+				return replace(t, s, "{name: card_last4, type: text, pci: last4}", "{name: card_last4, type: text, pci: drop}")
+			},
+			changes: []string{"column card_last4 pci last4 → drop"},
+		},
+		{
+			name: "new column",
+			edit: func(s string) string {
+				return replace(t, s, "      - {name: card_last4, type: text, pci: last4}\n", "      - {name: card_last4, type: text, pci: last4}\n      - {name: note, type: text}\n")
+			},
+			findings: []string{"warning: tables[2].columns[13]"},
+		},
+		{
+			name:     "key rotation",
+			edit:     func(s string) string { return replace(t, s, "key_id: k1", "key_id: k2") },
+			findings: []string{"warning: tokenizer.key_id"},
+		},
+	}
+	b := check(t, base)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Compare(b, check(t, tc.edit(base)), now)
+			for _, want := range tc.changes {
+				found := false
+				for _, c := range p.Changes {
+					found = found || strings.Contains(c, want)
+				}
+				if !found {
+					t.Errorf("no change line with %q in %q", want, p.Changes)
+				}
+			}
+			var got []string
+			for _, f := range p.Findings {
+				got = append(got, string(f.Severity)+": "+f.Path)
+			}
+			if strings.Join(got, "; ") != strings.Join(tc.findings, "; ") {
+				t.Errorf("findings %q, want %q\n%v", got, tc.findings, p.Findings)
+			}
+			if p.Errors() != strings.Contains(strings.Join(tc.findings, " "), "error:") {
+				t.Errorf("Errors() = %v", p.Errors())
+			}
+		})
+	}
+}
+
+// A shard removed from the file is an error; a shard's coverage follows its state.
+func TestRemovedShardAndCoverage(t *testing.T) {
+	base := committed(t)
+	with := check(t, strings.Replace(base, "    buckets: [\"3072-4095\"]\n", "    buckets: [\"3072-4095\"]\n"+addShard("onboarding", ""), 1))
+	b := check(t, base)
+	p := Compare(b, with, now)
+	if p.Coverage.Pairs != 15 || strings.Join(p.Coverage.Added, ",") != "s04/order_items,s04/orders,s04/payments" {
+		t.Errorf("coverage %+v", p.Coverage)
+	}
+	back := Compare(with, b, now)
+	if !back.Errors() || back.Findings[0].Path != "shards" || len(back.Coverage.Removed) != 3 {
+		t.Errorf("removing s04: %v %+v", back.Findings, back.Coverage)
+	}
+	if p := Compare(nil, b, now); len(p.Changes) != 1 || !strings.HasPrefix(p.Changes[0], "new registry: 4 shards") {
+		t.Errorf("no base: %v", p.Changes)
+	}
+}
