@@ -348,16 +348,6 @@ func (r *rig) renderSeeds() string {
 	if _, err := seed.Write(seeds, files); err != nil {
 		r.t.Fatal(err)
 	}
-	// The seeds' column types live in dbt/seeds/_seeds.yml, which gen-seeds does not
-	// render: without it DuckDB infers valid_from of a registry without moves (all
-	// empty) as an integer.
-	props, err := os.ReadFile(filepath.Join(r.root, "dbt", "seeds", "_seeds.yml"))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(seeds, "_seeds.yml"), props, 0o644); err != nil {
-		r.t.Fatal(err)
-	}
 	return rel
 }
 

@@ -74,7 +74,6 @@ section "4. Live traffic ($DURATION at $RATE orders/s), tokenize cdc following, 
 export SHARDFLOW_DUCKDB_PATH=$DEMO/warehouse.duckdb
 mkdir -p "$DEMO/dbt-seeds"
 shardctl gen-seeds --dir "$DEMO/dbt-seeds" >/dev/null
-cp "$ROOT/dbt/seeds/_seeds.yml" "$DEMO/dbt-seeds/"  # the seeds' column types
 export SHARDFLOW_DBT_SEEDS=../var/cdc-demo/dbt-seeds
 [ "$DEMO" = "$ROOT/var/cdc-demo" ] || { echo "DEMO_DIR must be var/cdc-demo (dbt seeds path)" >&2; exit 2; }
 microbatch() {
