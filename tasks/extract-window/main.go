@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/shopsphere/shardflow/internal/buildinfo"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/registry"
@@ -136,7 +137,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		return err
 	}
 	ex := &extract.Extractor{Registry: reg, Conn: conn, Store: deps.store, Tokenizer: deps.tokenizer, NewWriter: deps.newWriter,
-		CodeVersion: codeVersion(), Logger: log}
+		CodeVersion: buildinfo.CodeVersion(), Logger: log}
 	if fp := env["SHARDFLOW_FAILPOINT"]; fp != "" {
 		if err := setFailpoint(ex, fp, stderr); err != nil {
 			return exitcode.Wrap(exitcode.Usage, err)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/shopsphere/shardflow/internal/buildinfo"
 	"github.com/shopsphere/shardflow/internal/cdc"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/landing"
@@ -103,6 +104,6 @@ func cdcDeps(env map[string]string) cdc.Deps {
 			}
 			return pw, nil
 		},
-		CodeVersion: codeVersion(),
+		CodeVersion: buildinfo.CodeVersion(),
 	}
 }
