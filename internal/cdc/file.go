@@ -14,6 +14,7 @@ import (
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
 
@@ -273,7 +274,7 @@ func (c *Consumer) land(ctx context.Context, j *fileJob, m *mapper) (*landed, er
 		return nil, fmt.Errorf("%s: manifest: %w", j, err)
 	}
 	if err := c.Store.Put(ctx, key, data); err != nil {
-		return nil, exitcode.Wrap(exitcode.Retryable, fmt.Errorf("%s: put %s: %w", j, key, err))
+		return nil, objstore.Classify(fmt.Errorf("%s: put %s: %w", j, key, err))
 	}
 	if c.Failpoint != nil {
 		if err := c.Failpoint("data", key); err != nil {
@@ -281,7 +282,7 @@ func (c *Consumer) land(ctx context.Context, j *fileJob, m *mapper) (*landed, er
 		}
 	}
 	if err := c.Store.Put(ctx, landing.ManifestKey(key), bytes.NewReader(body)); err != nil {
-		return nil, exitcode.Wrap(exitcode.Retryable, fmt.Errorf("%s: put %s: %w", j, landing.ManifestKey(key), err))
+		return nil, objstore.Classify(fmt.Errorf("%s: put %s: %w", j, landing.ManifestKey(key), err))
 	}
 	res.Manifest = man
 	return res, nil
@@ -298,7 +299,7 @@ func (c *Consumer) recoverFile(ctx context.Context, table, shard string, p int32
 	prefix := probe[:len(probe)-len(fmt.Sprintf("%020d", int64(0)))-len(landing.DataSuffix)]
 	keys, err := c.Store.List(ctx, prefix)
 	if err != nil {
-		return -1, exitcode.Wrap(exitcode.Retryable, fmt.Errorf("list %s: %w", prefix, err))
+		return -1, objstore.Classify(fmt.Errorf("list %s: %w", prefix, err))
 	}
 	last := int64(-1)
 	var orphans []string
@@ -314,12 +315,12 @@ func (c *Consumer) recoverFile(ctx context.Context, table, shard string, p int32
 		case manifests[k]:
 			rc, err := c.Store.Get(ctx, landing.ManifestKey(k))
 			if err != nil {
-				return -1, exitcode.Wrap(exitcode.Retryable, fmt.Errorf("get manifest of %s: %w", k, err))
+				return -1, objstore.Classify(fmt.Errorf("get manifest of %s: %w", k, err))
 			}
 			b, err := io.ReadAll(rc)
 			rc.Close()
 			if err != nil {
-				return -1, exitcode.Wrap(exitcode.Retryable, fmt.Errorf("get manifest of %s: %w", k, err))
+				return -1, objstore.Classify(fmt.Errorf("get manifest of %s: %w", k, err))
 			}
 			man, err := landing.ParseManifest(b)
 			if err != nil || man.OffsetLast == nil {
@@ -334,7 +335,7 @@ func (c *Consumer) recoverFile(ctx context.Context, table, shard string, p int32
 	}
 	for _, k := range orphans {
 		if err := c.Store.Delete(ctx, k); err != nil {
-			return -1, exitcode.Wrap(exitcode.Retryable, fmt.Errorf("delete unfinished %s: %w", k, err))
+			return -1, objstore.Classify(fmt.Errorf("delete unfinished %s: %w", k, err))
 		}
 	}
 	return last, nil

@@ -25,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
 
@@ -217,7 +218,7 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 	manKey := landing.ManifestKey(dataKey)
 	// Un-land the window before overwriting its data (see the package doc).
 	if err := e.Store.Delete(ctx, manKey); err != nil {
-		return nil, classify(fmt.Errorf("%s: delete old manifest %s: %w", j, manKey, err))
+		return nil, objstore.Classify(fmt.Errorf("%s: delete old manifest %s: %w", j, manKey, err))
 	}
 
 	extractedAt := e.now().UTC().Truncate(time.Microsecond)
@@ -348,7 +349,7 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 		return nil, err
 	}
 	if err := <-putErr; err != nil {
-		return nil, classify(fmt.Errorf("%s: put %s: %w", j, dataKey, err))
+		return nil, objstore.Classify(fmt.Errorf("%s: put %s: %w", j, dataKey, err))
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, classify(fmt.Errorf("%s: end snapshot: %w", j, err))
@@ -379,7 +380,7 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 		return nil, fmt.Errorf("%s: manifest: %w", j, err)
 	}
 	if err := e.Store.Put(ctx, manKey, bytesReader(body)); err != nil {
-		return nil, classify(fmt.Errorf("%s: put %s: %w", j, manKey, err))
+		return nil, objstore.Classify(fmt.Errorf("%s: put %s: %w", j, manKey, err))
 	}
 	res.Manifest = m
 	res.Duration = time.Since(start)

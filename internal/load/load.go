@@ -21,6 +21,7 @@ import (
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/warehouse"
 )
@@ -104,7 +105,7 @@ func (l *Loader) LoadAll(ctx context.Context, f Filter) ([]Summary, error) {
 	for _, prefix := range l.prefixes(f) {
 		k, err := l.Store.List(ctx, prefix)
 		if err != nil {
-			return nil, exitcode.Wrap(exitcode.Retryable, fmt.Errorf("list %s: %w", prefix, err))
+			return nil, objstore.Classify(fmt.Errorf("list %s: %w", prefix, err))
 		}
 		keys = append(keys, k...)
 	}
@@ -295,12 +296,12 @@ func (l *Loader) manifest(ctx context.Context, key string) (*landing.Manifest, r
 		return nil, registry.Table{}, exitcode.Wrap(exitcode.Retryable, fmt.Errorf("manifest %s: %w", key, ErrNotLanded))
 	}
 	if err != nil {
-		return nil, registry.Table{}, exitcode.Wrap(exitcode.Retryable, fmt.Errorf("read manifest %s: %w", key, err))
+		return nil, registry.Table{}, objstore.Classify(fmt.Errorf("read manifest %s: %w", key, err))
 	}
 	b, err := io.ReadAll(rc)
 	rc.Close()
 	if err != nil {
-		return nil, registry.Table{}, exitcode.Wrap(exitcode.Retryable, fmt.Errorf("read manifest %s: %w", key, err))
+		return nil, registry.Table{}, objstore.Classify(fmt.Errorf("read manifest %s: %w", key, err))
 	}
 	m, err := landing.ParseManifest(b)
 	if err != nil {
@@ -367,7 +368,7 @@ func dataErr(m *landing.Manifest, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		return exitcode.Wrap(exitcode.Permanent, fmt.Errorf("data file %s: %w: manifest exists, data file does not", m.DataKey, ErrInconsistent))
 	}
-	return exitcode.Wrap(exitcode.Retryable, fmt.Errorf("read data file %s: %w", m.DataKey, err))
+	return objstore.Classify(fmt.Errorf("read data file %s: %w", m.DataKey, err))
 }
 
 // check reads r to the end and compares its size and sha256 with the manifest.
@@ -375,7 +376,7 @@ func check(m *landing.Manifest, r io.Reader) error {
 	h := sha256.New()
 	n, err := io.Copy(h, r)
 	if err != nil {
-		return exitcode.Wrap(exitcode.Retryable, fmt.Errorf("read data file %s: %w", m.DataKey, err))
+		return objstore.Classify(fmt.Errorf("read data file %s: %w", m.DataKey, err))
 	}
 	if n != m.DataBytes {
 		return exitcode.Wrap(exitcode.Permanent, fmt.Errorf("data file %s: %w: %d bytes, manifest says %d", m.DataKey, ErrInconsistent, n, m.DataBytes))

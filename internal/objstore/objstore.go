@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/shopsphere/shardflow/internal/exitcode"
 )
 
 // Store holds objects under keys. Keys are relative to the store's root (a directory,
@@ -37,8 +39,30 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 }
 
-// ErrInvalidKey marks a key CheckKey refuses.
-var ErrInvalidKey = errors.New("invalid object key")
+// Sentinel errors.
+var (
+	// ErrInvalidKey marks a key CheckKey refuses.
+	ErrInvalidKey = errors.New("invalid object key")
+	// ErrDenied marks a request the store refused for a reason retrying cannot fix:
+	// credentials or permissions (S3 AccessDenied, InvalidAccessKeyId,
+	// SignatureDoesNotMatch; a directory the process may not write), or a bucket that
+	// does not exist. Backends wrap such errors with it; every other error of a store
+	// (unreachable, throttled, 5xx, timed out) may succeed when retried.
+	ErrDenied = errors.New("object store refused the request")
+)
+
+// Classify gives a store error its exit code (docs/contracts.md §8): permanent for
+// ErrDenied and ErrInvalidKey, so Airflow does not retry a task that cannot succeed;
+// retryable for anything else. A nil error stays nil.
+func Classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, ErrDenied) || errors.Is(err, ErrInvalidKey) {
+		return exitcode.Wrap(exitcode.Permanent, err)
+	}
+	return exitcode.Wrap(exitcode.Retryable, err)
+}
 
 // CheckKey accepts a key that every backend can hold the same way: slash-separated,
 // relative, no empty, "." or ".." segment, no backslash or control character, at most

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/shopsphere/shardflow/internal/objstore"
 )
@@ -52,7 +53,7 @@ func (d Store) Put(ctx context.Context, key string, r io.Reader) error {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	if err := d.put(ctx, p, r); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
+		return wrap("put", key, err)
 	}
 	return nil
 }
@@ -85,6 +86,15 @@ func (d Store) put(ctx context.Context, p string, r io.Reader) error {
 		return err
 	}
 	return syncDir(dir)
+}
+
+// wrap names the operation and key of err and marks what retrying cannot fix
+// (objstore.ErrDenied): no permission, or a read-only file system.
+func wrap(op, key string, err error) error {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+		return fmt.Errorf("%s %s: %w: %w", op, key, objstore.ErrDenied, err)
+	}
+	return fmt.Errorf("%s %s: %w", op, key, err)
 }
 
 // syncDir makes a rename in dir durable.
@@ -121,7 +131,7 @@ func (d Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("get %s: %w", key, fs.ErrNotExist)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", key, err)
+		return nil, wrap("get", key, err)
 	}
 	if st, err := f.Stat(); err != nil || st.IsDir() {
 		f.Close()
@@ -164,7 +174,7 @@ func (d Store) List(ctx context.Context, prefix string) ([]string, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", prefix, err)
+		return nil, wrap("list", prefix, err)
 	}
 	sort.Strings(out)
 	return out, nil
@@ -181,7 +191,7 @@ func (d Store) Delete(ctx context.Context, key string) error {
 		return nil
 	}
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("delete %s: %w", key, err)
+		return wrap("delete", key, err)
 	}
 	return nil
 }

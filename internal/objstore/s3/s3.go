@@ -159,10 +159,10 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 		}); aerr != nil {
 			// Not visible as an object either way; a bucket lifecycle rule
 			// (AbortIncompleteMultipartUpload) reclaims the parts.
-			return fmt.Errorf("put %s: %w (abort upload %s: %v)", key, err, mu.UploadID(), aerr)
+			return fmt.Errorf("%w (abort upload %s: %v)", wrap("put", key, err), mu.UploadID(), aerr)
 		}
 	}
-	return fmt.Errorf("put %s: %w", key, err)
+	return wrap("put", key, err)
 }
 
 // Get opens key (see objstore.Store).
@@ -175,7 +175,7 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("get %s: %w", key, fs.ErrNotExist)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", key, err)
+		return nil, wrap("get", key, err)
 	}
 	return out.Body, nil
 }
@@ -190,7 +190,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	for p := awss3.NewListObjectsV2Paginator(s.client, in); p.HasMorePages(); {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", prefix, err)
+			return nil, wrap("list", prefix, err)
 		}
 		for _, o := range page.Contents {
 			if k, ok := strings.CutPrefix(aws.ToString(o.Key), s.prefix); ok {
@@ -209,9 +209,33 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	}
 	_, err := s.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: &s.bucket, Key: aws.String(s.prefix + key)})
 	if err != nil && !notFound(err) {
-		return fmt.Errorf("delete %s: %w", key, err)
+		return wrap("delete", key, err)
 	}
 	return nil
+}
+
+// wrap names the operation and key of err and marks the errors retrying cannot fix
+// (objstore.ErrDenied).
+func wrap(op, key string, err error) error {
+	if denied(err) {
+		return fmt.Errorf("%s %s: %w: %w", op, key, objstore.ErrDenied, err)
+	}
+	return fmt.Errorf("%s %s: %w", op, key, err)
+}
+
+// denied reports an S3 answer that no retry changes: refused credentials or
+// permissions, or a bucket that does not exist.
+func denied(err error) bool {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.ErrorCode() {
+	case "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+		"NoSuchBucket", "InvalidBucketName", "AccountProblem", "InvalidObjectState":
+		return true
+	}
+	return false
 }
 
 // notFound reports an absent object: NoSuchKey, or a bare 404 (HEAD-style answers).

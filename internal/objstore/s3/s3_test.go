@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/objstore/objstoretest"
 	"github.com/shopsphere/shardflow/internal/objstore/s3"
@@ -133,6 +134,33 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Refused credentials and a missing bucket are objstore.ErrDenied (a task exits 1 and is
+// not retried); the same store with good credentials is not.
+func TestDenied(t *testing.T) {
+	ctx := context.Background()
+	good := testConfig(t, "p")
+	bad := good
+	bad.Credentials.SecretAccessKey = "not-the-secret"
+	noBucket := good
+	noBucket.Bucket = "no-such-bucket-" + strings.ToLower(t.Name())
+	for name, cfg := range map[string]s3.Config{"wrong secret": bad, "no bucket": noBucket} {
+		st := open(t, cfg)
+		err := st.Put(ctx, "k", strings.NewReader("x"))
+		if !errors.Is(err, objstore.ErrDenied) {
+			t.Errorf("%s: put: %v, want ErrDenied", name, err)
+		}
+		if _, err := st.List(ctx, ""); !errors.Is(err, objstore.ErrDenied) {
+			t.Errorf("%s: list: %v, want ErrDenied", name, err)
+		}
+		if code := exitcode.Of(objstore.Classify(err)); code != exitcode.Permanent {
+			t.Errorf("%s: exit %d, want %d", name, code, exitcode.Permanent)
+		}
+	}
+	if err := open(t, good).Put(ctx, "k", strings.NewReader("x")); err != nil {
 		t.Fatal(err)
 	}
 }
