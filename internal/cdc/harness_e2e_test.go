@@ -341,11 +341,11 @@ func (r *rig) renderSeeds() string {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	files, err := seed.Render(r.reg)
+	set, err := seed.Render(r.reg, seeds)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	if _, err := seed.Write(seeds, files); err != nil {
+	if _, err := set.Write(); err != nil {
 		r.t.Fatal(err)
 	}
 	return rel

@@ -17,12 +17,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 
+	"github.com/shopsphere/shardflow/internal/genfile"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
 
@@ -237,38 +236,19 @@ func escapeProperty(v string) string {
 	return r.Replace(v)
 }
 
-// RenderFiles renders every managed shard's config as "<shard>.json" → its JSON (the
-// committed form under docker/connect/connectors/).
-func RenderFiles(reg *registry.Registry, topicPrefix string) (map[string][]byte, error) {
+// Files renders every managed shard's config as "<shard>.json" → its JSON, the
+// generated set committed under dir (docker/connect/connectors/). The set owns every
+// *.json of dir: a retired shard's config is stale.
+func Files(reg *registry.Registry, topicPrefix, dir string) (genfile.Set, error) {
 	cs, err := RenderAll(reg, topicPrefix)
 	if err != nil {
-		return nil, err
+		return genfile.Set{}, err
 	}
-	out := map[string][]byte{}
+	set := genfile.Set{Name: "Debezium connectors", Dir: dir, Owned: "*.json"}
 	for name, c := range cs {
 		s, _ := ShardOfName(name)
-		out[s+".json"] = c.JSON()
+		set.Files = append(set.Files, genfile.File{Path: s + ".json", Data: c.JSON()})
 	}
-	return out, nil
-}
-
-// WriteFiles replaces the *.json files of dir with files.
-func WriteFiles(dir string, files map[string][]byte) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	old, _ := filepath.Glob(filepath.Join(dir, "*.json"))
-	for _, p := range old {
-		if _, keep := files[filepath.Base(p)]; !keep {
-			if err := os.Remove(p); err != nil {
-				return err
-			}
-		}
-	}
-	for n, b := range files {
-		if err := os.WriteFile(filepath.Join(dir, n), b, 0o644); err != nil {
-			return fmt.Errorf("write connector config %s: %w", n, err)
-		}
-	}
-	return nil
+	sort.Slice(set.Files, func(i, j int) bool { return set.Files[i].Path < set.Files[j].Path })
+	return set, nil
 }

@@ -1,15 +1,12 @@
 package connector_test
 
 import (
-	"bytes"
 	"flag"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/shopsphere/shardflow/internal/connector"
+	"github.com/shopsphere/shardflow/internal/genfile"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
 
@@ -28,37 +25,25 @@ func TestCommittedConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := connector.RenderFiles(reg, env.Kafka.TopicPrefix)
+	set, err := connector.Files(reg, env.Kafka.TopicPrefix, committedDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if *update {
-		if err := connector.WriteFiles(committedDir, want); err != nil {
+		if _, err := set.Write(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	have := map[string][]byte{}
-	paths, _ := filepath.Glob(filepath.Join(committedDir, "*.json"))
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
+	changes, err := set.Diff()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range changes {
+		if c.Kind == genfile.Delete {
+			t.Errorf("%s/%s: no managed shard renders it (stale; delete it)", committedDir, c.Path)
+			continue
 		}
-		have[filepath.Base(p)] = b
-	}
-	var names []string
-	for n := range want {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if !bytes.Equal(have[n], want[n]) {
-			t.Errorf("%s/%s differs from what shards.yaml renders (run `shardctl connectors render` or go test ./internal/connector -update):\n%s", committedDir, n, want[n])
-		}
-		delete(have, n)
-	}
-	for n := range have {
-		t.Errorf("%s/%s: no managed shard renders it (stale; delete it)", committedDir, n)
+		t.Errorf("%s/%s differs from what shards.yaml renders (run `shardctl connectors render` or go test ./internal/connector -update):\n%s", committedDir, c.Path, c.New)
 	}
 }
 

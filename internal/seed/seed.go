@@ -10,20 +10,13 @@ import (
 	_ "embed"
 	"encoding/csv"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"time"
 
+	"github.com/shopsphere/shardflow/internal/genfile"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
-
-// File is one rendered seed.
-type File struct {
-	Name string // file name under the seed directory, e.g. "shard_ownership.csv"
-	Data []byte
-}
 
 // Header rows, also the column contract with dbt/seeds/_seeds.yml.
 var (
@@ -39,23 +32,26 @@ var (
 //go:embed seeds.yml
 var seedsYML []byte
 
-// Render returns every seed for r, in a fixed order, and their properties file
-// _seeds.yml last.
+// Render returns every seed for r as the generated set of dir (the seed directory of
+// the dbt project, or one SHARDFLOW_DBT_SEEDS points at): the CSVs in a fixed order
+// and their properties file _seeds.yml last. The set owns only these files: other
+// seeds may live beside them.
 //
 // shard_ownership.csv has one row per registry.Interval: bucket_lo..bucket_hi (inclusive)
 // belonged to shard_id during [valid_from, valid_to) at registry epoch `epoch`. An empty
 // valid_from means "since the beginning", an empty valid_to "still owned" (dbt loads both
 // as NULL). Times are RFC 3339 in UTC. Every (bucket, instant) is covered by exactly one row.
-func Render(r *registry.Registry) ([]File, error) {
+func Render(r *registry.Registry, dir string) (genfile.Set, error) {
 	own, err := renderCSV(OwnershipHeader, ownershipRows(r))
 	if err != nil {
-		return nil, fmt.Errorf("render shard_ownership.csv: %w", err)
+		return genfile.Set{}, fmt.Errorf("render shard_ownership.csv: %w", err)
 	}
 	shards, err := renderCSV(ShardsHeader, shardRows(r))
 	if err != nil {
-		return nil, fmt.Errorf("render shards.csv: %w", err)
+		return genfile.Set{}, fmt.Errorf("render shards.csv: %w", err)
 	}
-	return []File{{"shard_ownership.csv", own}, {"shards.csv", shards}, {"_seeds.yml", seedsYML}}, nil
+	return genfile.Set{Name: "dbt seeds", Dir: dir, Files: []genfile.File{
+		{Path: "shard_ownership.csv", Data: own}, {Path: "shards.csv", Data: shards}, {Path: "_seeds.yml", Data: seedsYML}}}, nil
 }
 
 func ownershipRows(r *registry.Registry) [][]string {
@@ -104,41 +100,4 @@ func renderCSV(header []string, rows [][]string) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
-}
-
-// Diff names the seeds under dir whose content differs from files (missing counts as
-// different). It reads nothing else and writes nothing.
-func Diff(dir string, files []File) ([]string, error) {
-	var stale []string
-	for _, f := range files {
-		got, err := os.ReadFile(filepath.Join(dir, f.Name))
-		if err != nil && !os.IsNotExist(err) {
-			return nil, fmt.Errorf("read seed %s: %w", f.Name, err)
-		}
-		if !bytes.Equal(got, f.Data) {
-			stale = append(stale, f.Name)
-		}
-	}
-	return stale, nil
-}
-
-// Write writes files under dir (created if missing) and returns the names it changed.
-// Unchanged files are left untouched, so their modification times stay.
-func Write(dir string, files []File) ([]string, error) {
-	stale, err := Diff(dir, files)
-	if err != nil {
-		return nil, err
-	}
-	if len(stale) == 0 {
-		return nil, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("write seeds: %w", err)
-	}
-	for _, f := range files {
-		if err := os.WriteFile(filepath.Join(dir, f.Name), f.Data, 0o644); err != nil {
-			return nil, fmt.Errorf("write seed %s: %w", f.Name, err)
-		}
-	}
-	return stale, nil
 }

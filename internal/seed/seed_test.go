@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopsphere/shardflow/internal/genfile"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
 
@@ -29,13 +30,13 @@ func load(t *testing.T, path string) *registry.Registry {
 	return r
 }
 
-func render(t *testing.T, r *registry.Registry) []File {
+func render(t *testing.T, r *registry.Registry) []genfile.File {
 	t.Helper()
-	files, err := Render(r)
+	set, err := Render(r, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return files
+	return set.Files
 }
 
 // TestGolden pins the rendering of testdata/moves.yaml (a split and a second move of
@@ -43,10 +44,10 @@ func render(t *testing.T, r *registry.Registry) []File {
 func TestGolden(t *testing.T) {
 	files := render(t, load(t, "testdata/moves.yaml"))
 	for _, f := range files {
-		if f.Name == "_seeds.yml" {
+		if f.Path == "_seeds.yml" {
 			continue // the same for every registry: TestCommittedSeedsMatchRegistry covers it
 		}
-		path := filepath.Join("testdata", "moves."+f.Name)
+		path := filepath.Join("testdata", "moves."+f.Path)
 		if *update {
 			if err := os.WriteFile(path, f.Data, 0o644); err != nil {
 				t.Fatal(err)
@@ -66,19 +67,21 @@ func TestGolden(t *testing.T) {
 // TestCommittedSeedsMatchRegistry fails when shards.yaml changed and dbt/seeds was not
 // regenerated (shardctl gen-seeds), the same check as `shardctl gen-seeds --check`.
 func TestCommittedSeedsMatchRegistry(t *testing.T) {
-	files := render(t, load(t, filepath.Join(repoRoot, "shards.yaml")))
-	dir := filepath.Join(repoRoot, "dbt", "seeds")
+	set, err := Render(load(t, filepath.Join(repoRoot, "shards.yaml")), filepath.Join(repoRoot, "dbt", "seeds"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if *update {
-		if _, err := Write(dir, files); err != nil {
+		if _, err := set.Write(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	stale, err := Diff(dir, files)
+	stale, err := set.Diff()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(stale) > 0 {
-		t.Errorf("dbt/seeds/%v out of date with shards.yaml: run `shardctl gen-seeds`", stale)
+		t.Errorf("dbt/seeds/%v out of date with shards.yaml: run `shardctl gen-seeds`", genfile.Paths(stale))
 	}
 }
 
@@ -119,23 +122,6 @@ func TestShardsSeed(t *testing.T) {
 	got := string(render(t, load(t, "testdata/moves.yaml"))[1].Data)
 	if !strings.HasPrefix(got, "shard_id,state,bucket_ranges\n") || !strings.Contains(got, "s04,active,") {
 		t.Errorf("shards.csv:\n%s", got)
-	}
-}
-
-func TestDiffAndWrite(t *testing.T) {
-	dir := t.TempDir()
-	files := []File{{"a.csv", []byte("x\n1\n")}}
-	if stale, _ := Diff(dir, files); len(stale) != 1 {
-		t.Fatalf("missing file not reported: %v", stale)
-	}
-	if changed, err := Write(dir, files); err != nil || len(changed) != 1 {
-		t.Fatalf("write: %v %v", changed, err)
-	}
-	if stale, _ := Diff(dir, files); len(stale) != 0 {
-		t.Fatalf("fresh file reported stale: %v", stale)
-	}
-	if changed, _ := Write(dir, files); len(changed) != 0 {
-		t.Fatalf("unchanged file rewritten: %v", changed)
 	}
 }
 

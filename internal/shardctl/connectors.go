@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/cdc/health"
 	"github.com/shopsphere/shardflow/internal/connector"
 	"github.com/shopsphere/shardflow/internal/exitcode"
+	"github.com/shopsphere/shardflow/internal/genfile"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
 
@@ -51,7 +51,7 @@ kafka.connect_url (--connect-url overrides).
            DSN variable: the file the worker's FileConfigProvider resolves the
            connection references of a connector from (the worker's secrets/ dir).
 
-Exit codes: 0 done, 2 usage, 3 unhealthy (status), 4 drift (render --check), 75 Connect,
+Exit codes: 0 done, 2 usage, 3 unhealthy (status) or stale configs (render --check), 75 Connect,
 Kafka or a shard unreachable.`,
 		Run: runConnectors,
 	})
@@ -76,7 +76,7 @@ func runConnectors(ctx context.Context, env Env, args []string) error {
 	shard := fs.String("shard", "", "restart: the shard whose connector to restart")
 	dir := fs.String("dir", "", "render: output directory (default docker/connect/connectors); secrets: the worker's secrets directory")
 	envName := fs.String("env", "production", "render: the environment whose topic prefix the committed configs use")
-	check := fs.Bool("check", false, "render: only compare with --dir; exit 4 when it differs")
+	check := fs.Bool("check", false, "render: only compare with --dir; exit 3 when it differs")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -232,35 +232,26 @@ func connectorsRender(env Env, reg *registry.Registry, envName, dir string, chec
 	if err != nil {
 		return exitcode.Wrap(exitcode.Usage, err)
 	}
-	files, err := connector.RenderFiles(reg, target.Kafka.TopicPrefix)
+	set, err := connector.Files(reg, target.Kafka.TopicPrefix, dir)
 	if err != nil {
 		return exitcode.Wrap(exitcode.Usage, err)
 	}
-	var stale []string
-	for n, b := range files {
-		have, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil || string(have) != string(b) {
-			stale = append(stale, n)
-		}
-	}
-	old, _ := filepath.Glob(filepath.Join(dir, "*.json"))
-	for _, p := range old {
-		if _, ok := files[filepath.Base(p)]; !ok {
-			stale = append(stale, filepath.Base(p)+" (no managed shard)")
-		}
-	}
-	sort.Strings(stale)
 	if check {
-		if len(stale) > 0 {
-			return exitcode.Errorf(exitcode.Drift, "connectors render: %s: %v differ from what %s renders; run `shardctl connectors render --dir %s` and commit", dir, stale, env.Registry, dir)
+		stale, err := set.Diff()
+		if err != nil {
+			return fmt.Errorf("connectors render: %w", err)
 		}
-		fmt.Fprintf(env.Stdout, "%s: %d connector configs up to date with %s\n", dir, len(files), env.Registry)
+		if len(stale) > 0 {
+			return exitcode.Errorf(exitcode.CheckFail, "connectors render: %s: %v differ from what %s renders; run `shardctl connectors render --dir %s` and commit", dir, genfile.Paths(stale), env.Registry, dir)
+		}
+		fmt.Fprintf(env.Stdout, "%s: %d connector configs up to date with %s\n", dir, len(set.Files), env.Registry)
 		return nil
 	}
-	if err := connector.WriteFiles(dir, files); err != nil {
+	changed, err := set.Write()
+	if err != nil {
 		return fmt.Errorf("connectors render: %w", err)
 	}
-	fmt.Fprintf(env.Stdout, "%s: %d connector configs, %d changed\n", dir, len(files), len(stale))
+	fmt.Fprintf(env.Stdout, "%s: %d connector configs, %d changed\n", dir, len(set.Files), len(changed))
 	return nil
 }
 

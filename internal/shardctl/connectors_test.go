@@ -128,7 +128,7 @@ func TestConnectorsCommands(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(cfgDir, "s01.json"), []byte("{}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runCmd(t, env, "connectors", "render", "--dir", cfgDir, "--check"); exitcode.Of(err) != exitcode.Drift || !strings.Contains(err.Error(), "s01.json") {
+	if _, err := runCmd(t, env, "connectors", "render", "--dir", cfgDir, "--check"); exitcode.Of(err) != exitcode.CheckFail || !strings.Contains(err.Error(), "s01.json") {
 		t.Fatalf("render --check of a drifted file: exit %d %v", exitcode.Of(err), err)
 	}
 

@@ -59,13 +59,9 @@ Commit the result with the shards.yaml edit; 'shardctl plan' shows it first.
 
 // generated renders every generator's output for reg, with directories under root.
 func generated(reg *registry.Registry, root string) ([]genfile.Set, error) {
-	seeds, err := seed.Render(reg)
+	s, err := seed.Render(reg, filepath.Join(root, "dbt", "seeds"))
 	if err != nil {
 		return nil, fmt.Errorf("render seeds: %w", err)
-	}
-	s := genfile.Set{Name: "dbt seeds", Dir: filepath.Join(root, "dbt", "seeds")}
-	for _, f := range seeds {
-		s.Files = append(s.Files, genfile.File{Path: f.Name, Data: f.Data})
 	}
 	dags, err := dagen.Render(reg, dagen.DefaultOptions())
 	if err != nil {
@@ -79,13 +75,9 @@ func generated(reg *registry.Registry, root string) ([]genfile.Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	configs, err := connector.RenderFiles(reg, prefix)
+	c, err := connector.Files(reg, prefix, filepath.Join(root, "docker", "connect", "connectors"))
 	if err != nil {
 		return nil, fmt.Errorf("render connectors: %w", err)
-	}
-	c := genfile.Set{Name: "Debezium connectors", Dir: filepath.Join(root, "docker", "connect", "connectors"), Owned: "*.json"}
-	for name, b := range configs {
-		c.Files = append(c.Files, genfile.File{Path: name, Data: b})
 	}
 	return []genfile.Set{s, d, c}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
+	"github.com/shopsphere/shardflow/internal/genfile"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/seed"
 )
@@ -43,25 +44,25 @@ func runGenSeeds(_ context.Context, env Env, args []string) error {
 	if err != nil {
 		return exitcode.Wrap(exitcode.Usage, err)
 	}
-	files, err := seed.Render(r)
+	set, err := seed.Render(r, *dir)
 	if err != nil {
 		return fmt.Errorf("gen-seeds: %w", err)
 	}
 	if *check {
-		stale, err := seed.Diff(*dir, files)
+		stale, err := set.Diff()
 		if err != nil {
 			return fmt.Errorf("gen-seeds: %w", err)
 		}
 		if len(stale) > 0 {
-			return exitcode.Errorf(exitcode.CheckFail, "gen-seeds: %s: %v out of date with %s; run `shardctl gen-seeds --dir %s` and commit", *dir, stale, env.Registry, *dir)
+			return exitcode.Errorf(exitcode.CheckFail, "gen-seeds: %s: %v out of date with %s; run `shardctl gen-seeds --dir %s` and commit", *dir, genfile.Paths(stale), env.Registry, *dir)
 		}
 		fmt.Fprintf(env.Stdout, "%s: seeds up to date with %s (epoch %d)\n", *dir, env.Registry, r.CurrentEpoch())
 		return nil
 	}
-	changed, err := seed.Write(*dir, files)
+	changed, err := set.Write()
 	if err != nil {
 		return fmt.Errorf("gen-seeds: %w", err)
 	}
-	fmt.Fprintf(env.Stdout, "%s: %d seed(s) written, %d unchanged (epoch %d)\n", *dir, len(changed), len(files)-len(changed), r.CurrentEpoch())
+	fmt.Fprintf(env.Stdout, "%s: %d seed(s) written, %d unchanged (epoch %d)\n", *dir, len(changed), len(set.Files)-len(changed), r.CurrentEpoch())
 	return nil
 }
