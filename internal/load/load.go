@@ -63,8 +63,14 @@ type Loader struct {
 
 // Filter selects files; empty fields match everything.
 type Filter struct {
-	Table string
-	Shard string
+	Table  string
+	Shard  string
+	Source landing.Source // batch or cdc
+	// Since, when set, lists only the dt= partitions from Since's UTC day to Until's
+	// (default: now): the micro-batch's listing then costs a few days of keys, not the
+	// lake's whole history. A file dated before Since is not seen: a full run (no Since)
+	// catches up after a backlog longer than the window.
+	Since, Until time.Time
 }
 
 // Summary counts one shard's files in a run.
@@ -102,16 +108,20 @@ func (l *Loader) LoadWindow(ctx context.Context, table, shard string, start, end
 // returned joins every failure, with the exit code of the worst (1 over 75).
 func (l *Loader) LoadAll(ctx context.Context, f Filter) ([]Summary, error) {
 	var keys []string
-	for _, prefix := range l.prefixes(f) {
+	known := map[string]string{}
+	prefixes := l.prefixes(f)
+	for _, prefix := range prefixes {
 		k, err := l.Store.List(ctx, prefix)
 		if err != nil {
 			return nil, objstore.Classify(fmt.Errorf("list %s: %w", prefix, err))
 		}
 		keys = append(keys, k...)
-	}
-	known, err := l.known(ctx, warehouse.HistoryFilter{Table: f.Table, Shard: f.Shard})
-	if err != nil {
-		return nil, err
+		if len(prefixes) > 1 && len(k) == 0 {
+			continue // nothing landed there: no history to read
+		}
+		if err := l.addKnown(ctx, warehouse.HistoryFilter{Table: f.Table, Shard: f.Shard, Prefix: prefix}, known); err != nil {
+			return nil, err
+		}
 	}
 	var manifests []string
 	for _, k := range keys {
@@ -149,7 +159,8 @@ func (l *Loader) LoadAll(ctx context.Context, f Filter) ([]Summary, error) {
 }
 
 // prefixes are the narrowest store prefixes that hold f's files: per table of the
-// registry (or f.Table), and per source when a shard is given.
+// registry (or f.Table); per source and shard when a source, a shard or Since is given
+// (every shard of the registry when f.Shard is empty); and per UTC day with Since.
 func (l *Loader) prefixes(f Filter) []string {
 	var tables []string
 	if f.Table != "" {
@@ -159,13 +170,48 @@ func (l *Loader) prefixes(f Filter) []string {
 			tables = append(tables, t.Name)
 		}
 	}
+	if f.Shard == "" && f.Source == "" && f.Since.IsZero() {
+		out := make([]string, 0, len(tables))
+		for _, t := range tables {
+			out = append(out, landing.TablePrefix(t))
+		}
+		return out
+	}
+	sources := []landing.Source{landing.Batch, landing.CDC}
+	if f.Source != "" {
+		sources = []landing.Source{f.Source}
+	}
+	shards := []string{f.Shard}
+	if f.Shard == "" {
+		shards = shards[:0]
+		for _, s := range l.Registry.Shards {
+			shards = append(shards, s.ID)
+		}
+	}
+	var days []string
+	if !f.Since.IsZero() {
+		until := f.Until
+		if until.IsZero() {
+			until = time.Now()
+		}
+		for d := f.Since.UTC().Truncate(24 * time.Hour); !d.After(until.UTC()); d = d.Add(24 * time.Hour) {
+			days = append(days, "dt="+d.Format("2006-01-02")+"/")
+		}
+	}
 	var out []string
 	for _, t := range tables {
-		if f.Shard == "" {
-			out = append(out, landing.TablePrefix(t))
-			continue
+		for _, src := range sources {
+			for _, sh := range shards {
+				p := landing.ShardPrefix(t, src, sh)
+				if days == nil {
+					out = append(out, p)
+					continue
+				}
+				for _, d := range days {
+					out = append(out, p+d)
+				}
+			}
 		}
-		out = append(out, landing.ShardPrefix(t, landing.Batch, f.Shard), landing.ShardPrefix(t, landing.CDC, f.Shard))
 	}
 	return out
 }
@@ -206,15 +252,20 @@ func shardOf(key string) string {
 
 // known is the data_sha256 of every loaded key that matches f.
 func (l *Loader) known(ctx context.Context, f warehouse.HistoryFilter) (map[string]string, error) {
+	out := map[string]string{}
+	return out, l.addKnown(ctx, f, out)
+}
+
+// addKnown adds the load history entries that match f to known (data key → sha256).
+func (l *Loader) addKnown(ctx context.Context, f warehouse.HistoryFilter, known map[string]string) error {
 	h, err := l.Warehouse.History(ctx, f)
 	if err != nil {
-		return nil, classify(err)
+		return classify(err)
 	}
-	out := make(map[string]string, len(h))
 	for _, e := range h {
-		out[e.FileKey] = e.DataSHA256
+		known[e.FileKey] = e.DataSHA256
 	}
-	return out, nil
+	return nil
 }
 
 // loadOne loads the file of one manifest key and counts it in s.

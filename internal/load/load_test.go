@@ -408,3 +408,40 @@ func (downStore) List(context.Context, string) ([]string, error) {
 func (downStore) Get(context.Context, string) (io.ReadCloser, error) {
 	return nil, errors.New("dial tcp 127.0.0.1:1: connection refused")
 }
+
+// TestSince: with a source and Since, only the dt= partitions from Since's day on are
+// listed (and their history read); a full run then loads what lay before.
+func TestSince(t *testing.T) {
+	f := newFixture(t)
+	day2 := warehousetest.T0.Truncate(24 * time.Hour).Add(24*time.Hour + 2*time.Hour)
+	late := f.write("s01", day2, warehousetest.Rows("late", 7, day2))
+	w := f.warehouse(filepath.Join(t.TempDir(), "w.duckdb"))
+	defer w.Close()
+	l := f.loader(w, true)
+	l.Registry = &registry.Registry{Tables: []registry.Table{warehousetest.Orders}, Shards: []registry.Shard{{ID: "s00"}, {ID: "s01"}}}
+	sums, err := l.LoadAll(f.ctx, load.Filter{Source: landing.Batch, Since: day2, Until: day2.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sums) != 1 || sums[0].Shard != "s01" || sums[0].Loaded != 1 || sums[0].Rows != 7 {
+		t.Fatalf("since %s: %+v, want the one file of that day", day2, sums)
+	}
+	if h, _ := w.History(f.ctx, warehouse.HistoryFilter{}); len(h) != 1 || h[0].FileKey != late.Manifest.DataKey {
+		t.Fatalf("history after the since run: %+v", h)
+	}
+	if sums, err := l.LoadAll(f.ctx, load.Filter{Source: landing.CDC, Since: warehousetest.T0}); err != nil || len(sums) != 0 {
+		t.Fatalf("cdc since T0: %+v %v, want nothing", sums, err)
+	}
+	sums, err = l.LoadAll(f.ctx, load.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded, skipped := 0, 0
+	for _, s := range sums {
+		loaded += s.Loaded
+		skipped += s.Skipped
+	}
+	if loaded != 7 || skipped != 1 { // the 6 windows and the empty one of newFixture; the late file was loaded
+		t.Fatalf("full run after: %+v", sums)
+	}
+}

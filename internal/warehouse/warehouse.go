@@ -61,9 +61,10 @@ type HistoryEntry struct {
 
 // HistoryFilter selects history entries; empty fields match everything.
 type HistoryFilter struct {
-	Table string
-	Shard string
-	Key   string // one data key
+	Table  string
+	Shard  string
+	Key    string // one data key
+	Prefix string // data keys that start with it (a landing prefix, e.g. one day of a shard)
 }
 
 // Warehouse loads landed files into raw tables.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
+	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/load"
 	"github.com/shopsphere/shardflow/internal/objstore/backend"
 	"github.com/shopsphere/shardflow/internal/objstore/dir"
@@ -37,6 +38,9 @@ safe.
 usage:
   load --shard s00 --table orders --window-start 2026-11-24T10:00Z --window-end 2026-11-24T11:00Z
   load --all [--table orders] [--shard s00]     every landed file not loaded yet, in key order
+  load --all --source cdc --since 48h           only the dt= days of the last 48 hours
+                                                (the CDC micro-batch: its listing stays a
+                                                few days of keys however long the lake)
 
 environment:
   SHARDFLOW_REGISTRY   path to shards.yaml (default shards.yaml)
@@ -76,6 +80,8 @@ type options struct {
 	shard, table string
 	start, end   time.Time
 	all          bool
+	source       string        // with all: batch or cdc
+	since        time.Duration // with all: only the dt= days since now minus this
 	verbose      bool
 }
 
@@ -90,6 +96,8 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&start, "window-start", "", "window start, RFC 3339 (UTC), e.g. 2026-11-24T10:00Z")
 	fs.StringVar(&end, "window-end", "", "window end, RFC 3339 (UTC)")
 	fs.BoolVar(&o.all, "all", false, "load every landed file not loaded yet")
+	fs.StringVar(&o.source, "source", "", "with --all: only batch or cdc files")
+	fs.DurationVar(&o.since, "since", 0, "with --all: only the dt= days from now minus this on (files dated earlier are not seen: a run without --since catches up)")
 	fs.BoolVar(&o.verbose, "v", false, "log every file, also the skipped ones")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -100,11 +108,20 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, exitcode.Errorf(exitcode.Usage, "unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
+	if o.source != "" && o.source != string(landing.Batch) && o.source != string(landing.CDC) {
+		return nil, exitcode.Errorf(exitcode.Usage, "--source %q: want batch or cdc", o.source)
+	}
+	if o.since < 0 {
+		return nil, exitcode.Errorf(exitcode.Usage, "--since must be positive")
+	}
 	if o.all {
 		if start != "" || end != "" {
 			return nil, exitcode.Errorf(exitcode.Usage, "--all loads every window: drop --window-start/--window-end")
 		}
 		return &o, nil
+	}
+	if o.source != "" || o.since != 0 {
+		return nil, exitcode.Errorf(exitcode.Usage, "--source and --since go with --all")
 	}
 	if o.shard == "" || o.table == "" || start == "" || end == "" {
 		return nil, exitcode.Errorf(exitcode.Usage, "give --shard, --table, --window-start and --window-end, or --all")
@@ -188,7 +205,11 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	began := time.Now()
 	var sums []load.Summary
 	if o.all {
-		sums, err = l.LoadAll(ctx, load.Filter{Table: o.table, Shard: o.shard})
+		f := load.Filter{Table: o.table, Shard: o.shard, Source: landing.Source(o.source)}
+		if o.since > 0 {
+			f.Since = time.Now().Add(-o.since)
+		}
+		sums, err = l.LoadAll(ctx, f)
 	} else {
 		var s load.Summary
 		s, err = l.LoadWindow(ctx, o.table, o.shard, o.start, o.end)

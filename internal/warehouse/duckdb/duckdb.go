@@ -263,8 +263,8 @@ func (w *Warehouse) LoadFile(ctx context.Context, f warehouse.File) (res warehou
 // History implements warehouse.Warehouse.
 func (w *Warehouse) History(ctx context.Context, f warehouse.HistoryFilter) ([]warehouse.HistoryEntry, error) {
 	q := `SELECT file_key, table_name, shard, source, rows, checksum, data_sha256, loaded_at FROM ` + Schema + `.` + warehouse.HistoryTable +
-		` WHERE (? = '' OR table_name = ?) AND (? = '' OR shard = ?) AND (? = '' OR file_key = ?) ORDER BY file_key`
-	rows, err := w.db.QueryContext(ctx, q, f.Table, f.Table, f.Shard, f.Shard, f.Key, f.Key)
+		` WHERE (? = '' OR table_name = ?) AND (? = '' OR shard = ?) AND (? = '' OR file_key = ?) AND (? = '' OR starts_with(file_key, ?)) ORDER BY file_key`
+	rows, err := w.db.QueryContext(ctx, q, f.Table, f.Table, f.Shard, f.Shard, f.Key, f.Key, f.Prefix, f.Prefix)
 	if err != nil {
 		return nil, fmt.Errorf("read load history: %w", err)
 	}

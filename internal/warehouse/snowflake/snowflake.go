@@ -321,6 +321,9 @@ func (w *Warehouse) History(ctx context.Context, f warehouse.HistoryFilter) ([]w
 	if f.Key != "" {
 		q += " AND file_key = " + lit(f.Key)
 	}
+	if f.Prefix != "" {
+		q += " AND STARTSWITH(file_key, " + lit(f.Prefix) + ")"
+	}
 	rows, err := w.db.QueryContext(ctx, q+" ORDER BY file_key")
 	if err != nil {
 		return nil, fmt.Errorf("read load history: %w", err)

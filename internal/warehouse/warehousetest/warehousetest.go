@@ -298,6 +298,13 @@ func Run(t *testing.T, open Open) {
 		if h := e.history(warehouse.HistoryFilter{Table: "payments"}); len(h) != 0 {
 			t.Fatalf("history of payments: %+v, want none", h)
 		}
+		// a prefix selects by key start, with the key's '_' and '/' taken literally
+		if h := e.history(warehouse.HistoryFilter{Prefix: landing.ShardPrefix("orders", landing.Batch, "s01")}); len(h) != 1 || h[0].FileKey != b.Manifest.DataKey {
+			t.Fatalf("history under s01's prefix: %+v", h)
+		}
+		if h := e.history(warehouse.HistoryFilter{Prefix: "landing/orders/source=batch/shard=s0_/"}); len(h) != 0 {
+			t.Fatalf("history under a prefix with '_': %+v, want none (not a LIKE pattern)", h)
+		}
 		cols, err := e.checker().StringColumns(e.ctx)
 		if err != nil {
 			t.Fatal(err)
