@@ -75,22 +75,11 @@ func Command(ctx context.Context, args []string, env map[string]string, stdout, 
 	if *fileRecords <= 0 || *flush <= 0 {
 		return exitcode.Errorf(exitcode.Usage, "tokenize cdc: --file-records and --flush-interval must be positive")
 	}
-	regPath := env["SHARDFLOW_REGISTRY"]
-	if regPath == "" {
-		regPath = "shards.yaml"
-	}
-	reg, err := registry.Load(regPath)
+	sel, err := registry.Select(env)
 	if err != nil {
 		return exitcode.Wrap(exitcode.Usage, err)
 	}
-	envName := env["SHARDFLOW_ENV"]
-	if envName == "" {
-		envName = "local"
-	}
-	target, err := reg.Environment(envName)
-	if err != nil {
-		return exitcode.Wrap(exitcode.Usage, err)
-	}
+	reg, envName, target := sel.Registry, sel.Name, sel.Env
 	bs := target.Kafka.Brokers
 	if *brokers != "" {
 		bs = strings.Split(*brokers, ",")

@@ -52,14 +52,11 @@ func LookupCommand(ctx context.Context, args []string, env map[string]string, st
 	if *column == "" {
 		return exitcode.Errorf(exitcode.Usage, "tokenize lookup: --column is required")
 	}
-	regPath := env["SHARDFLOW_REGISTRY"]
-	if regPath == "" {
-		regPath = "shards.yaml"
-	}
-	reg, err := registry.Load(regPath)
+	sel, err := registry.Select(env)
 	if err != nil {
 		return exitcode.Wrap(exitcode.Usage, err)
 	}
+	reg := sel.Registry
 	col, err := findColumn(reg, *table, *column)
 	if err != nil {
 		return exitcode.Wrap(exitcode.Usage, fmt.Errorf("tokenize lookup: %w", err))

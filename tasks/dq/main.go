@@ -100,22 +100,11 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		}
 		return exitcode.Wrap(exitcode.Usage, err)
 	}
-	regPath := env["SHARDFLOW_REGISTRY"]
-	if regPath == "" {
-		regPath = "shards.yaml"
-	}
-	reg, err := registry.Load(regPath)
+	sel, err := registry.Select(env)
 	if err != nil {
 		return exitcode.Wrap(exitcode.Usage, err)
 	}
-	envName := env["SHARDFLOW_ENV"]
-	if envName == "" {
-		envName = "local"
-	}
-	target, err := reg.Environment(envName)
-	if err != nil {
-		return exitcode.Wrap(exitcode.Usage, err)
-	}
+	reg, target := sel.Registry, sel.Env
 	windows, err := windowsOf(*window, *from, *to, reg.Extract.Window.Duration)
 	if err != nil {
 		return exitcode.Wrap(exitcode.Usage, err)

@@ -21,15 +21,8 @@ type deps struct {
 
 // openDeps builds the environment's object store (a directory or S3), the keyed
 // tokenizer and the landing Parquet writer.
-func openDeps(ctx context.Context, reg *registry.Registry, env map[string]string) (*deps, error) {
-	name := env["SHARDFLOW_ENV"]
-	if name == "" {
-		name = "local"
-	}
-	target, err := reg.Environment(name)
-	if err != nil {
-		return nil, exitcode.Wrap(exitcode.Usage, err)
-	}
+func openDeps(ctx context.Context, sel *registry.Selection, env map[string]string) (*deps, error) {
+	reg, target := sel.Registry, sel.Env
 	store, err := backend.Open(ctx, target.ObjectStore, backend.CredentialsFromEnv(env))
 	if err != nil {
 		return nil, exitcode.Wrap(exitcode.Usage, err)

@@ -105,14 +105,11 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	if fs.NArg() > 0 {
 		return exitcode.Errorf(exitcode.Usage, "unexpected arguments %q", fs.Args())
 	}
-	regPath := env["SHARDFLOW_REGISTRY"]
-	if regPath == "" {
-		regPath = "shards.yaml"
-	}
-	reg, err := registry.Load(regPath)
+	sel, err := registry.Select(env)
 	if err != nil {
 		return exitcode.Wrap(exitcode.Usage, err)
 	}
+	reg := sel.Registry
 	job, err := jobOf(o, reg)
 	if err != nil {
 		return exitcode.Wrap(exitcode.Usage, err)
@@ -132,7 +129,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	defer conn.Close(context.WithoutCancel(ctx))
 	_, _ = conn.Exec(ctx, "SET application_name = 'shardflow extract-window'")
 
-	deps, err := openDeps(ctx, reg, env)
+	deps, err := openDeps(ctx, sel, env)
 	if err != nil {
 		return err
 	}

@@ -154,22 +154,11 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	if err != nil {
 		return err
 	}
-	regPath := env["SHARDFLOW_REGISTRY"]
-	if regPath == "" {
-		regPath = "shards.yaml"
-	}
-	reg, err := registry.Load(regPath)
+	sel, err := registry.Select(env)
 	if err != nil {
 		return exitcode.Wrap(exitcode.Usage, err)
 	}
-	envName := env["SHARDFLOW_ENV"]
-	if envName == "" {
-		envName = "local"
-	}
-	target, err := reg.Environment(envName)
-	if err != nil {
-		return exitcode.Wrap(exitcode.Usage, err)
-	}
+	reg, regPath, target := sel.Registry, sel.Path, sel.Env
 	if o.table != "" {
 		if _, ok := reg.Table(o.table); !ok {
 			return exitcode.Errorf(exitcode.Usage, "--table %s is not in %s", o.table, regPath)

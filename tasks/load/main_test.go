@@ -232,7 +232,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"--all", "--table", "nope"}, exitcode.Usage},
 		{[]string{"--all", "--source", "both"}, exitcode.Usage},
 		{[]string{"--shard", "s00", "--table", "orders", "--since", "1h"}, exitcode.Usage},
-		{[]string{"--all", "--source", "cdc", "--since", "48h"}, exitcode.OK}, // nothing of the fixture is that recent
+		{[]string{"--all", "--source", "cdc", "--since", "48h"}, exitcode.OK},                                                                             // nothing of the fixture is that recent
 		{[]string{"--shard", "s00", "--table", "orders", "--window-start", "2026-03-11T10:00Z", "--window-end", "2026-03-11T11:00Z"}, exitcode.Retryable}, // not landed
 	} {
 		if code, out, errs := e.run(tc.args...); code != tc.code {

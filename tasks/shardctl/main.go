@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
+	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/shardctl"
 )
 
@@ -29,12 +30,12 @@ func environ() shardctl.Env {
 		k, v, _ := strings.Cut(kv, "=")
 		vars[k] = v
 	}
-	env := shardctl.Env{Registry: vars["SHARDFLOW_REGISTRY"], Name: vars["SHARDFLOW_ENV"], Vars: vars, Stdout: os.Stdout, Stderr: os.Stderr}
+	env := shardctl.Env{Registry: vars[registry.PathVar], Name: vars[registry.EnvVar], Vars: vars, Stdout: os.Stdout, Stderr: os.Stderr}
 	if env.Registry == "" {
-		env.Registry = "shards.yaml"
+		env.Registry = registry.DefaultPath
 	}
 	if env.Name == "" {
-		env.Name = "local"
+		env.Name = registry.DefaultEnv
 	}
 	return env
 }
