@@ -238,14 +238,20 @@ def _ts(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _run_id(context: Any) -> str:
+    """The run a deadline callback is about. The scheduler passes the run as the REST
+    API's JSON (a dict with dag_run_id), not as a DagRun (Deadline.handle_miss)."""
+    run = (context or {}).get("dag_run") or {}
+    return str(run.get("dag_run_id", "?")) if isinstance(run, dict) else "?"
+
+
 def finance_deadline_missed(context: Any = None, **kwargs: Any) -> None:
     """Deadline alert of the finance DAG: the day's finance run is not done at alert_at."""
-    run = (context or {}).get("dag_run")
     log.error(
         "finance run %s of %s not done at %s UTC (ready by %s UTC): the wait_<shard> sensors "
         "still running name the shards not complete through midnight; "
         "docs/runbooks/shard-down.md",
-        getattr(run, "run_id", "?"),
+        _run_id(context),
         FLEET,
         kwargs.get("alert_at"),
         kwargs.get("ready_by"),

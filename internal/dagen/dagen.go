@@ -80,18 +80,20 @@ const (
 // backfill` splits a longer range into several runs.
 const MaxBackfillWindows = 1000
 
-// Options are the retry policy every task gets. Only exit code 75 is retried.
+// Options are the retry policy every task gets (only exit code 75 is retried) and how
+// often the finance DAG's completeness sensors look at the hourly runs.
 type Options struct {
 	Retries       int
 	RetryDelay    time.Duration // first retry; doubles each time
 	MaxRetryDelay time.Duration
+	FinancePoke   time.Duration // between two checks of a wait_<shard> sensor
 }
 
 // DefaultOptions is the policy of the committed DAGs: 3 retries after 1, 2 and 4
 // minutes (capped at 15), enough to outlast a shard restart or a window still held
-// open by a long transaction.
+// open by a long transaction; the finance sensors check every 5 minutes.
 func DefaultOptions() Options {
-	return Options{Retries: 3, RetryDelay: time.Minute, MaxRetryDelay: 15 * time.Minute}
+	return Options{Retries: 3, RetryDelay: time.Minute, MaxRetryDelay: 15 * time.Minute, FinancePoke: 5 * time.Minute}
 }
 
 // File is one rendered file, Path relative to the dags directory.
@@ -164,6 +166,9 @@ var tmpl = template.Must(template.New("").Delims("[[", "]]").Funcs(template.Func
 func Render(r *registry.Registry, opt Options) ([]File, error) {
 	if opt.Retries < 0 || opt.RetryDelay <= 0 || opt.MaxRetryDelay < opt.RetryDelay {
 		return nil, fmt.Errorf("render dags: retry options %+v: want retries >= 0 and 0 < delay <= max delay", opt)
+	}
+	if opt.FinancePoke < time.Second {
+		return nil, fmt.Errorf("render dags: finance poke interval %s: want at least 1s", opt.FinancePoke)
 	}
 	cron, err := Cron(r.Extract.Window.Duration)
 	if err != nil {

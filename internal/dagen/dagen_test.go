@@ -199,6 +199,26 @@ func TestCron(t *testing.T) {
 	}
 }
 
+// TestFinancePoke: the finance sensors check as often as the options say; an interval
+// under a second is refused, not rendered.
+func TestFinancePoke(t *testing.T) {
+	opt := DefaultOptions()
+	opt.FinancePoke = 10 * time.Second
+	files, err := Render(load(t, committed(t)), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f.Path, "/finance_daily.py") && !bytes.Contains(f.Data, []byte("poke_interval=10,")) {
+			t.Errorf("%s: no poke_interval=10", f.Path)
+		}
+	}
+	opt.FinancePoke = 0
+	if _, err := Render(load(t, committed(t)), opt); err == nil || !strings.Contains(err.Error(), "finance poke interval") {
+		t.Errorf("FinancePoke 0: %v, want an error naming the finance poke interval", err)
+	}
+}
+
 // TestK8sTargetNeedsSecretRefs: a k8s environment whose shard secret has no Kubernetes
 // secret is an error naming the field, never a pod without its DSN.
 func TestK8sTargetNeedsSecretRefs(t *testing.T) {

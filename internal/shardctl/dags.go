@@ -40,7 +40,7 @@ func runGenDags(_ context.Context, env Env, args []string) error {
 	def := dagen.DefaultOptions()
 	dir := fs.String("dir", "dags", "the DAG directory (one subdirectory per environment)")
 	check := fs.Bool("check", false, "only compare; exit 3 if the DAGs under --dir are stale")
-	opt := dagen.Options{}
+	opt := def
 	fs.IntVar(&opt.Retries, "retries", def.Retries, "retries of a task that exited 75")
 	fs.DurationVar(&opt.RetryDelay, "retry-delay", def.RetryDelay, "delay before the first retry (doubles each time)")
 	fs.DurationVar(&opt.MaxRetryDelay, "max-retry-delay", def.MaxRetryDelay, "longest delay between retries")

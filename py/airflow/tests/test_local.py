@@ -178,6 +178,16 @@ def test_cdc_microbatch(local):
     assert tasks["dbt_incremental"].upstream_task_ids == {"load_cdc"}
 
 
+def test_finance_deadline_callback_names_the_run(local, caplog):
+    # the scheduler hands a deadline callback the run as the REST API's JSON
+    _, sf = local
+    run = "scheduled__2026-11-24T00:00:00+00:00"
+    sf.finance_deadline_missed(context={"dag_run": {"dag_run_id": run}}, alert_at="05:00")
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(lines) == 1
+    assert lines[0].startswith(f"finance run {run} of {fleet()} not done at 05:00 UTC")
+
+
 def test_local_dbt_runs_from_the_project(local, monkeypatch):
     bag, sf = local
     monkeypatch.setenv("SHARDFLOW_CODE_VERSION", "abc123")
