@@ -20,9 +20,11 @@ func init() {
 		Help: `Triggers runs of the backfill DAG with conf {shard, table, from, to}. The DAG
 re-extracts, reloads and checks every window in [from, to) (aligned to extract.window,
 UTC); a range of more than the DAG's per-run limit of (table, window) pairs is split
-into consecutive runs. Run ids are deterministic (backfill__<shard>__<table>__<from>__<to>),
-so triggering the same range again reports the existing run instead of starting a
-second one; re-running a backfill is idempotent anyway (same keys, file-level loads).
+into consecutive runs. Run ids are deterministic,
+shardflow-backfill__<shard>__<table>__<from>__<to> (Airflow refuses manual run ids
+starting with backfill__, its own backfills' prefix), so triggering the same range
+again reports the existing run instead of starting a second one; re-running a backfill
+is idempotent anyway (same keys, file-level loads).
 Example:
   shardctl backfill --shard s02 --table orders --from 2026-11-20T00:00Z --to 2026-11-21T00:00Z` + airflowHelp,
 		Run: runBackfill,
@@ -74,7 +76,7 @@ func runBackfill(ctx context.Context, env Env, args []string) error {
 		if end.After(t1) {
 			end = t1
 		}
-		runID := fmt.Sprintf("backfill__%s__%s__%s__%s", *shard, *table, start.Format("20060102T1504Z"), end.Format("20060102T1504Z"))
+		runID := fmt.Sprintf("shardflow-backfill__%s__%s__%s__%s", *shard, *table, start.Format("20060102T1504Z"), end.Format("20060102T1504Z"))
 		conf := map[string]any{"shard": *shard, "table": *table, "from": start.Format(time.RFC3339), "to": end.Format(time.RFC3339)}
 		if *dry {
 			fmt.Fprintf(env.Stdout, "would trigger %s run %s: %v\n", dagID, runID, conf)
