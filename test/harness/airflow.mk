@@ -1,7 +1,8 @@
 # Orchestration (docs/orchestration.md): Airflow 3 from py/airflow/uv.lock in
 # var/venv/airflow, the DAGs rendered from shards.yaml into dags/<environment>/
 # (shardctl gen-dags), pytest checks of both targets, and the Go tests that run the
-# local-target DAGs in a real Airflow over a real fleet (build tag airflowe2e).
+# local-target DAGs in a real Airflow over a real fleet and CDC stack (build tag
+# airflowe2e).
 DEPS_TARGETS += deps-airflow
 TEST_TARGETS += test-airflow
 
@@ -16,7 +17,7 @@ deps-airflow: deps-uv ## install Airflow 3 (+ cncf-kubernetes provider, pytest, 
 gen-dags: build ## render dags/ from shards.yaml (commit the result with the shards.yaml edit)
 	$(BIN)/shardctl gen-dags
 
-test-airflow: deps-airflow deps-dbt deps-apt build ## dags/ up to date and ruff-clean; DagBag + graphs + KPO pod specs (pytest); dags test, isolation and rerun on a real Airflow and fleet
+test-airflow: deps-airflow deps-dbt deps-cdc deps-apt build ## dags/ up to date and ruff-clean; DagBag + graphs + KPO pod specs (pytest); every local DAG run on a real Airflow, fleet and CDC stack
 	$(BIN)/shardctl gen-dags --check
 	$(AIRFLOW_VENV)/bin/ruff check --config dags/ruff.toml dags py/airflow/tests
 	$(AIRFLOW_VENV)/bin/ruff format --check --config dags/ruff.toml dags py/airflow/tests
