@@ -50,12 +50,18 @@ func phaseCDC(t *testing.T, r *airflowRig) {
 		}
 		t.Logf("round %d: fact_orders = shards: %d orders, %d total_cents", round, fact.rows, fact.cents)
 	}
-	// the micro-batch left nothing behind: every shard healthy, consumer lag 0
-	out, err := r.shardctl(ctx, "connectors", "status")
+	// the micro-batch left nothing behind: shardctl status shows the micro-batch runs
+	// succeeded and every shard's CDC healthy (connector, slot, consumer lag 0)
+	out, err := r.shardctl(ctx, "status", "--airflow-url", r.home.URL(), "--dag", dagen.CDC, "--runs", "1")
 	if err != nil {
-		t.Errorf("connectors status: %v\n%s", err, out)
+		t.Errorf("status: %v\n%s", err, out)
 	}
-	t.Logf("connectors status:\n%s", out)
+	for _, want := range []string{"== airflow", ": success", "== cdc", "s03 "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	t.Logf("status:\n%s", out)
 }
 
 // cdcTraffic writes orders on every shard as the application does (through the stamp

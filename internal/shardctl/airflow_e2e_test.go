@@ -262,7 +262,7 @@ func phaseIsolation(t *testing.T, r *airflowRig) {
 	equalSources(t, ctx, r.f, r.reg, r.wh, wB, map[string]bool{"s02": true})
 
 	// shardctl status shows the failed group
-	out, err := r.shardctl(ctx, "status", "--airflow-url", r.home.URL(), "--runs", "1")
+	out, err := r.shardctl(ctx, "status", "--only", "airflow", "--airflow-url", r.home.URL(), "--runs", "1")
 	if err != nil {
 		t.Fatalf("status: %v\n%s", err, out)
 	}

@@ -109,24 +109,7 @@ func runConnectors(ctx context.Context, env Env, args []string) error {
 	case "plan", "apply":
 		return connectorsPlanApply(ctx, env, reg, target, client, url, sub == "apply", *wait)
 	case "status":
-		bs := target.Kafka.Brokers
-		if *brokers != "" {
-			bs = strings.Split(*brokers, ",")
-		}
-		if len(bs) == 0 {
-			return exitcode.Errorf(exitcode.Usage, "connectors status: environment %s has no kafka.brokers (or pass --brokers)", env.Name)
-		}
-		dsns := map[string]string{}
-		for _, s := range reg.Shards {
-			if v := env.Vars[s.Connection.Replication.Env]; v != "" {
-				dsns[s.ID] = v
-			}
-		}
-		chk := &health.Checker{Registry: reg, Connect: client, Brokers: bs, TopicPrefix: target.Kafka.TopicPrefix,
-			Group: *group, DSNs: dsns, SLA: *sla}
-		rep := chk.Check(ctx)
-		rep.Write(env.Stdout)
-		return rep.Err()
+		return cdcStatus(ctx, env, reg, target, client, *brokers, *group, *sla)
 	case "restart":
 		if *shard == "" {
 			return exitcode.Errorf(exitcode.Usage, "connectors restart: --shard is required")
@@ -142,6 +125,30 @@ func runConnectors(ctx context.Context, env Env, args []string) error {
 		return nil
 	}
 	return exitcode.Errorf(exitcode.Usage, "connectors: unknown subcommand %q (plan, apply, status, restart, render, secrets)", sub)
+}
+
+// cdcStatus prints the CDC health of every shard (docs/cdc.md): connector and task
+// state, slot WAL and lag, heartbeat, consumer lag. brokers overrides the environment's
+// kafka.brokers (comma-separated); sla overrides sla.cdc_freshness when positive.
+func cdcStatus(ctx context.Context, env Env, reg *registry.Registry, target *registry.Environment, client *connector.Client, brokers, group string, sla time.Duration) error {
+	bs := target.Kafka.Brokers
+	if brokers != "" {
+		bs = strings.Split(brokers, ",")
+	}
+	if len(bs) == 0 {
+		return exitcode.Errorf(exitcode.Usage, "connectors status: environment %s has no kafka.brokers (or pass --brokers)", env.Name)
+	}
+	dsns := map[string]string{}
+	for _, s := range reg.Shards {
+		if v := env.Vars[s.Connection.Replication.Env]; v != "" {
+			dsns[s.ID] = v
+		}
+	}
+	chk := &health.Checker{Registry: reg, Connect: client, Brokers: bs, TopicPrefix: target.Kafka.TopicPrefix,
+		Group: group, DSNs: dsns, SLA: sla}
+	rep := chk.Check(ctx)
+	rep.Write(env.Stdout)
+	return rep.Err()
 }
 
 func connectorsPlanApply(ctx context.Context, env Env, reg *registry.Registry, target *registry.Environment,

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/shopsphere/shardflow/internal/airflow"
+	"github.com/shopsphere/shardflow/internal/cdc"
+	"github.com/shopsphere/shardflow/internal/connector"
 	"github.com/shopsphere/shardflow/internal/dagen"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/registry"
@@ -18,12 +20,20 @@ import (
 func init() {
 	register(Command{
 		Name:    "status",
-		Summary: "per-shard task states of the latest hourly (or another DAG's) runs",
-		Usage:   "[--dag hourly|finance_daily|backfill|cdc_microbatch] [--runs N]" + airflowUsage,
-		Help: `Reads the latest runs of the DAG from the Airflow REST API and prints, per run,
-its state and window, then one line per shard: the states of the shard's tasks (its
-task group) and the ones that failed; then the fleet-wide tasks (dbt, cross-shard dq).
-CDC connector health is 'shardctl connectors status'.` + airflowHelp,
+		Summary: "per-shard health: latest Airflow runs' task states and CDC health",
+		Usage:   "[--only airflow|cdc] [--dag hourly|finance_daily|backfill|cdc_microbatch] [--runs N]" + airflowUsage,
+		Help: `Two sections, each read on its own (one that cannot be reached does not hide the other):
+
+  airflow  the latest runs of the DAG from the Airflow REST API: per run its state and
+           window, then one line per shard (the states of its task group's tasks and the
+           ones that failed), then the fleet-wide tasks (dbt, cross-shard dq);
+  cdc      per shard, what 'shardctl connectors status' reports: connector and task
+           state, replication slot retained WAL and confirmed_flush lag, heartbeat age,
+           the tokenize group's lag and the age of its oldest unconsumed change.
+
+Exit codes: 3 when a shard is unhealthy (CDC: a FAILED or missing connector or task, a
+lost slot, older than sla.cdc_freshness), else 75 when a section could not be read,
+else 0.` + airflowHelp,
 		Run: runStatus,
 	})
 }
@@ -100,18 +110,97 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 	af.add(fs)
 	kind := fs.String("dag", dagen.Hourly, "which DAG")
 	n := fs.Int("runs", 3, "how many of the latest runs")
+	only := fs.String("only", "", "one section: airflow or cdc")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := dagKind(*kind); err != nil {
 		return err
 	}
+	if *only != "" && *only != "airflow" && *only != "cdc" {
+		return exitcode.Errorf(exitcode.Usage, "status: --only airflow or --only cdc, not %q", *only)
+	}
+	type section struct {
+		name string
+		run  func() error
+	}
+	var sections []section
+	if *only != "cdc" {
+		sections = append(sections, section{"airflow", func() error { return airflowStatus(ctx, env, af, *kind, *n) }})
+	}
+	if *only != "airflow" {
+		sections = append(sections, section{"cdc", func() error { return statusCDC(ctx, env) }})
+	}
+	var errs []error
+	var bad []string
+	for _, sec := range sections {
+		if len(sections) > 1 {
+			fmt.Fprintf(env.Stdout, "== %s\n", sec.name)
+		}
+		if err := sec.run(); err != nil {
+			if sec.name == "airflow" || exitcode.Of(err) == exitcode.Usage {
+				fmt.Fprintf(env.Stdout, "%s: %v\n", sec.name, err) // the cdc report already says what is wrong
+			}
+			errs = append(errs, err)
+			bad = append(bad, fmt.Sprintf("%s exit %d", sec.name, exitcode.Of(err)))
+		}
+		if len(sections) > 1 {
+			fmt.Fprintln(env.Stdout)
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return exitcode.Errorf(exitcode.Of(worst(errs)), "status: %s", strings.Join(bad, ", "))
+}
+
+// worst returns the error with the most telling exit code: a failed check (a shard is
+// unhealthy), then a usage error, then any other permanent error, then a retryable one.
+func worst(errs []error) error {
+	rank := func(err error) int {
+		switch exitcode.Of(err) {
+		case exitcode.CheckFail:
+			return 4
+		case exitcode.Usage:
+			return 3
+		case exitcode.Retryable:
+			return 1
+		}
+		return 2
+	}
+	var w error
+	for _, err := range errs {
+		if w == nil || rank(err) > rank(w) {
+			w = err
+		}
+	}
+	return w
+}
+
+// statusCDC is the cdc section of status, with the environment's defaults.
+func statusCDC(ctx context.Context, env Env) error {
+	r, err := registry.Load(env.Registry)
+	if err != nil {
+		return exitcode.Wrap(exitcode.Usage, err)
+	}
+	target, err := r.Environment(env.Name)
+	if err != nil {
+		return exitcode.Wrap(exitcode.Usage, err)
+	}
+	if target.Kafka.ConnectURL == "" {
+		return exitcode.Errorf(exitcode.Usage, "environment %s has no kafka.connect_url", env.Name)
+	}
+	return cdcStatus(ctx, env, r, target, connector.NewClient(target.Kafka.ConnectURL, nil), "", cdc.DefaultGroup, 0)
+}
+
+// airflowStatus is the airflow section of status.
+func airflowStatus(ctx context.Context, env Env, af airflowFlags, kind string, n int) error {
 	r, cl, err := af.open(env)
 	if err != nil {
 		return err
 	}
-	dagID := dagen.DAGID(r.Fleet, *kind)
-	runs, err := cl.LatestRuns(ctx, dagID, *n)
+	dagID := dagen.DAGID(r.Fleet, kind)
+	runs, err := cl.LatestRuns(ctx, dagID, n)
 	if err != nil {
 		return apiErr("status", err)
 	}
