@@ -173,7 +173,7 @@ def test_cdc_microbatch(local):
     tasks = {t.task_id: t for t in d.tasks}
     assert tasks["tokenize_cdc"].command == "tokenize"
     assert tasks["tokenize_cdc"].arguments == ["cdc", "--bounded"]
-    assert tasks["load_cdc"].arguments == ["--all"]
+    assert tasks["load_cdc"].arguments == ["--all", "--source", "cdc", "--since", "48h"]
     assert tasks["load_cdc"].upstream_task_ids == {"tokenize_cdc"}
     assert tasks["dbt_incremental"].upstream_task_ids == {"load_cdc"}
 
