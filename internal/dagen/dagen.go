@@ -21,15 +21,13 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"text/template"
 	"time"
 
+	"github.com/shopsphere/shardflow/internal/genfile"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
 
@@ -96,12 +94,6 @@ func DefaultOptions() Options {
 	return Options{Retries: 3, RetryDelay: time.Minute, MaxRetryDelay: 15 * time.Minute, FinancePoke: 5 * time.Minute}
 }
 
-// File is one rendered file, Path relative to the dags directory.
-type File struct {
-	Path string
-	Data []byte
-}
-
 // Sentinel errors.
 var (
 	ErrNoCron = errors.New("no cron expression gives this window")
@@ -161,9 +153,19 @@ var tmpl = template.Must(template.New("").Delims("[[", "]]").Funcs(template.Func
 	},
 }).ParseFS(templates, "templates/*.tmpl"))
 
-// Render renders the DAGs of every environment of r, in a fixed order: dags/ruff.toml,
-// then for each environment (sorted) its directory.
-func Render(r *registry.Registry, opt Options) ([]File, error) {
+// Render renders the DAGs of every environment of r as the generated set of dir (the
+// dags directory), in a fixed order: ruff.toml, then for each environment (sorted) its
+// directory. The set owns all of dir: a file it no longer renders is stale (caches of
+// Python and ruff aside).
+func Render(r *registry.Registry, opt Options, dir string) (genfile.Set, error) {
+	files, err := render(r, opt)
+	if err != nil {
+		return genfile.Set{}, err
+	}
+	return genfile.Set{Name: "Airflow DAGs", Dir: dir, Files: files, Owned: "**", Skip: []string{"__pycache__", ".ruff_cache"}}, nil
+}
+
+func render(r *registry.Registry, opt Options) ([]genfile.File, error) {
 	if opt.Retries < 0 || opt.RetryDelay <= 0 || opt.MaxRetryDelay < opt.RetryDelay {
 		return nil, fmt.Errorf("render dags: retry options %+v: want retries >= 0 and 0 < delay <= max delay", opt)
 	}
@@ -174,7 +176,7 @@ func Render(r *registry.Registry, opt Options) ([]File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render dags: extract.window %s: %w", r.Extract.Window, err)
 	}
-	files := []File{{Path: "ruff.toml", Data: mustExec("ruff.toml.tmpl", nil)}}
+	files := []genfile.File{{Path: "ruff.toml", Data: mustExec("ruff.toml.tmpl", nil)}}
 	names := make([]string, 0, len(r.Environments))
 	for n := range r.Environments {
 		names = append(names, n)
@@ -199,7 +201,7 @@ func Render(r *registry.Registry, opt Options) ([]File, error) {
 			if err := tmpl.ExecuteTemplate(&buf, o.tmpl, s); err != nil {
 				return nil, fmt.Errorf("render dags: %s/%s: %w", name, o.file, err)
 			}
-			files = append(files, File{Path: name + "/" + o.file, Data: buf.Bytes()})
+			files = append(files, genfile.File{Path: name + "/" + o.file, Data: buf.Bytes()})
 		}
 	}
 	return files, nil
@@ -336,92 +338,4 @@ func pyString(s string) string {
 	}
 	s = strings.ReplaceAll(s, `\`, `\\`)
 	return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"`
-}
-
-// Diff names the files under dir that differ from files: changed or missing ones, and
-// files under dir that the generator no longer writes (dags/ holds only generated
-// output). It writes nothing.
-func Diff(dir string, files []File) ([]string, error) {
-	want := map[string][]byte{}
-	for _, f := range files {
-		want[f.Path] = f.Data
-	}
-	var stale []string
-	for _, f := range files {
-		got, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(f.Path)))
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("read %s: %w", f.Path, err)
-		}
-		if err != nil || !bytes.Equal(got, f.Data) {
-			stale = append(stale, f.Path)
-		}
-	}
-	extra, err := extraFiles(dir, want)
-	if err != nil {
-		return nil, err
-	}
-	return append(stale, extra...), nil
-}
-
-// extraFiles lists the files under dir not in want (caches of Python and ruff aside).
-func extraFiles(dir string, want map[string][]byte) ([]string, error) {
-	var extra []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) && p == dir {
-			return filepath.SkipDir
-		}
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if n := d.Name(); n == "__pycache__" || n == ".ruff_cache" {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		if _, ok := want[filepath.ToSlash(rel)]; !ok {
-			extra = append(extra, filepath.ToSlash(rel))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", dir, err)
-	}
-	sort.Strings(extra)
-	return extra, nil
-}
-
-// Write makes dir hold exactly files: it writes those that differ, removes the files
-// the generator no longer writes, and returns what it changed. Unchanged files keep
-// their modification times, so Airflow does not re-parse them.
-func Write(dir string, files []File) ([]string, error) {
-	stale, err := Diff(dir, files)
-	if err != nil {
-		return nil, err
-	}
-	want := map[string][]byte{}
-	for _, f := range files {
-		want[f.Path] = f.Data
-	}
-	for _, p := range stale {
-		path := filepath.Join(dir, filepath.FromSlash(p))
-		data, keep := want[p]
-		if !keep {
-			if err := os.Remove(path); err != nil {
-				return nil, fmt.Errorf("remove %s: %w", p, err)
-			}
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return nil, fmt.Errorf("write %s: %w", p, err)
-		}
-		if err := os.WriteFile(path, data, 0o644); err != nil {
-			return nil, fmt.Errorf("write %s: %w", p, err)
-		}
-	}
-	return stale, nil
 }

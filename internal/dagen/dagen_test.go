@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopsphere/shardflow/internal/genfile"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
 
@@ -36,14 +37,14 @@ func committed(t *testing.T) string {
 	return string(b)
 }
 
-func render(t *testing.T, r *registry.Registry) map[string][]byte {
+func renderMap(t *testing.T, r *registry.Registry) map[string][]byte {
 	t.Helper()
-	files, err := Render(r, DefaultOptions())
+	set, err := Render(r, DefaultOptions(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := map[string][]byte{}
-	for _, f := range files {
+	for _, f := range set.Files {
 		out[f.Path] = f.Data
 	}
 	return out
@@ -52,30 +53,28 @@ func render(t *testing.T, r *registry.Registry) map[string][]byte {
 // TestCommittedDAGsMatchRegistry is the golden test of the generator: dags/ is exactly
 // what shards.yaml renders (the check `shardctl gen-dags --check` makes in make test).
 func TestCommittedDAGsMatchRegistry(t *testing.T) {
-	r := load(t, committed(t))
-	files, err := Render(r, DefaultOptions())
+	set, err := Render(load(t, committed(t)), DefaultOptions(), filepath.Join(repoRoot, "dags"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(repoRoot, "dags")
 	if *update {
-		if _, err := Write(dir, files); err != nil {
+		if _, err := set.Write(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	stale, err := Diff(dir, files)
+	stale, err := set.Diff()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(stale) > 0 {
-		t.Errorf("dags/%v out of date with shards.yaml: run `shardctl gen-dags` (or go test ./internal/dagen -update)", stale)
+		t.Errorf("dags/%v out of date with shards.yaml: run `shardctl gen-dags` (or go test ./internal/dagen -update)", genfile.Paths(stale))
 	}
 }
 
 // TestBothTargetsFromOneSpec: every environment gets the same DAG files; only the task
 // factory differs, local running subprocesses and k8s building pods.
 func TestBothTargetsFromOneSpec(t *testing.T) {
-	out := render(t, load(t, committed(t)))
+	out := renderMap(t, load(t, committed(t)))
 	for _, k := range Kinds {
 		local, prod := out["local/"+k+".py"], out["production/"+k+".py"]
 		if local == nil || prod == nil {
@@ -112,7 +111,7 @@ func stripHeader(b []byte) []byte {
 // and the shard's secret reference in the k8s factory, each naming the new shard.
 func TestAddShardChangesOnlyTheShardLists(t *testing.T) {
 	text := committed(t)
-	before := render(t, load(t, text))
+	before := renderMap(t, load(t, text))
 	added := strings.Replace(text, "\n# Ownership history.", `
   - id: s04
     state: onboarding
@@ -124,7 +123,7 @@ func TestAddShardChangesOnlyTheShardLists(t *testing.T) {
 	if added == text {
 		t.Fatal("fixture: could not insert the shard")
 	}
-	after := render(t, load(t, added))
+	after := renderMap(t, load(t, added))
 	var report strings.Builder
 	changedFiles := 0
 	for path, b := range after {
@@ -174,7 +173,7 @@ func lineDiff(a, b []byte) (plus, minus []string) {
 func TestRetiredShardsAreNotRun(t *testing.T) {
 	r := load(t, committed(t))
 	r.Shards[1].State = registry.StateRetired
-	out := render(t, r)
+	out := renderMap(t, r)
 	if bytes.Contains(out["local/hourly.py"], []byte(`"s01"`)) {
 		t.Error("a retired shard has a task group")
 	}
@@ -204,17 +203,17 @@ func TestCron(t *testing.T) {
 func TestFinancePoke(t *testing.T) {
 	opt := DefaultOptions()
 	opt.FinancePoke = 10 * time.Second
-	files, err := Render(load(t, committed(t)), opt)
+	set, err := Render(load(t, committed(t)), opt, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range files {
+	for _, f := range set.Files {
 		if strings.HasSuffix(f.Path, "/finance_daily.py") && !bytes.Contains(f.Data, []byte("poke_interval=10,")) {
 			t.Errorf("%s: no poke_interval=10", f.Path)
 		}
 	}
 	opt.FinancePoke = 0
-	if _, err := Render(load(t, committed(t)), opt); err == nil || !strings.Contains(err.Error(), "finance poke interval") {
+	if _, err := Render(load(t, committed(t)), opt, t.TempDir()); err == nil || !strings.Contains(err.Error(), "finance poke interval") {
 		t.Errorf("FinancePoke 0: %v, want an error naming the finance poke interval", err)
 	}
 }
@@ -224,19 +223,19 @@ func TestFinancePoke(t *testing.T) {
 func TestK8sTargetNeedsSecretRefs(t *testing.T) {
 	text := strings.Replace(committed(t), "extract: {env: SHARDFLOW_S01_EXTRACT_DSN, k8s_secret: shard-s01, k8s_key: extract-dsn}",
 		"extract: {env: SHARDFLOW_S01_EXTRACT_DSN}", 1)
-	_, err := Render(load(t, text), DefaultOptions())
+	_, err := Render(load(t, text), DefaultOptions(), t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "shards[1].connection.extract.k8s_secret") {
 		t.Fatalf("got %v, want an error naming shards[1].connection.extract.k8s_secret", err)
 	}
 	text = strings.Replace(committed(t), `image: "shopsphere/shardflow-tasks:0.1.0"`, `image: "shopsphere/shardflow-tasks"`, 1)
-	if _, err := Render(load(t, text), DefaultOptions()); err == nil || !strings.Contains(err.Error(), "airflow.image") {
+	if _, err := Render(load(t, text), DefaultOptions(), t.TempDir()); err == nil || !strings.Contains(err.Error(), "airflow.image") {
 		t.Fatalf("untagged image: %v, want an error naming airflow.image", err)
 	}
 }
 
 // TestNoSecretValues: the rendered files name secrets, never hold one: no DSN, no key.
 func TestNoSecretValues(t *testing.T) {
-	for path, b := range render(t, load(t, committed(t))) {
+	for path, b := range renderMap(t, load(t, committed(t))) {
 		for _, bad := range []string{"postgres://", "password", "BEGIN PRIVATE KEY"} {
 			if bytes.Contains(bytes.ToLower(b), []byte(strings.ToLower(bad))) {
 				t.Errorf("%s contains %q", path, bad)
@@ -245,29 +244,32 @@ func TestNoSecretValues(t *testing.T) {
 	}
 }
 
-func TestWriteRemovesWhatIsNoLongerGenerated(t *testing.T) {
+// The set owns dags/: a file no longer generated is stale and goes; Python's and ruff's
+// caches are not the generator's.
+func TestSetOwnsTheDirectory(t *testing.T) {
 	dir := t.TempDir()
-	files, err := Render(load(t, committed(t)), DefaultOptions())
+	set, err := Render(load(t, committed(t)), DefaultOptions(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "old"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, p := range []string{"old/gone.py", "local/__pycache__/hourly.cpython-311.pyc"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "old", "gone.py"), []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Write(dir, files); err != nil {
+	if _, err := set.Write(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "old", "gone.py")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a file no longer generated is still there: %v", err)
 	}
-	if stale, err := Diff(dir, files); err != nil || len(stale) != 0 {
-		t.Errorf("after Write: stale %v, %v", stale, err)
+	if _, err := os.Stat(filepath.Join(dir, "local", "__pycache__", "hourly.cpython-311.pyc")); err != nil {
+		t.Errorf("a cache file was removed: %v", err)
 	}
-	changed, err := Write(dir, files)
-	if err != nil || len(changed) != 0 {
-		t.Errorf("second Write changed %v (%v)", changed, err)
+	if stale, err := set.Diff(); err != nil || len(stale) != 0 {
+		t.Errorf("after Write: stale %v, %v", stale, err)
 	}
 }

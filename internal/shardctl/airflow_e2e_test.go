@@ -110,12 +110,12 @@ func newAirflowRig(t *testing.T) *airflowRig {
 
 	// DAGs rendered from this registry, with a short retry policy (only exit 75 retries)
 	// and finance sensors that look every 10 seconds
-	files, err := dagen.Render(r.reg, dagen.Options{Retries: 1, RetryDelay: time.Second, MaxRetryDelay: 2 * time.Second, FinancePoke: 10 * time.Second})
+	dags := filepath.Join(r.work, "dags")
+	set, err := dagen.Render(r.reg, dagen.Options{Retries: 1, RetryDelay: time.Second, MaxRetryDelay: 2 * time.Second, FinancePoke: 10 * time.Second}, dags)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dags := filepath.Join(r.work, "dags")
-	if _, err := dagen.Write(dags, files); err != nil {
+	if _, err := set.Write(); err != nil {
 		t.Fatal(err)
 	}
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/shopsphere/shardflow/internal/dagen"
 	"github.com/shopsphere/shardflow/internal/exitcode"
+	"github.com/shopsphere/shardflow/internal/genfile"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
 
@@ -54,28 +55,28 @@ func runGenDags(_ context.Context, env Env, args []string) error {
 	if err != nil {
 		return exitcode.Wrap(exitcode.Usage, err)
 	}
-	files, err := dagen.Render(r, opt)
+	set, err := dagen.Render(r, opt, *dir)
 	if err != nil {
 		return exitcode.Wrap(exitcode.Usage, fmt.Errorf("gen-dags: %w", err))
 	}
 	if *check {
-		stale, err := dagen.Diff(*dir, files)
+		stale, err := set.Diff()
 		if err != nil {
 			return fmt.Errorf("gen-dags: %w", err)
 		}
 		if len(stale) > 0 {
-			return exitcode.Errorf(exitcode.CheckFail, "gen-dags: %s: %v out of date with %s; run `shardctl gen-dags --dir %s` and commit", *dir, stale, env.Registry, *dir)
+			return exitcode.Errorf(exitcode.CheckFail, "gen-dags: %s: %v out of date with %s; run `shardctl gen-dags --dir %s` and commit", *dir, genfile.Paths(stale), env.Registry, *dir)
 		}
-		fmt.Fprintf(env.Stdout, "%s: DAGs up to date with %s (%d files)\n", *dir, env.Registry, len(files))
+		fmt.Fprintf(env.Stdout, "%s: DAGs up to date with %s (%d files)\n", *dir, env.Registry, len(set.Files))
 		return nil
 	}
-	changed, err := dagen.Write(*dir, files)
+	changed, err := set.Write()
 	if err != nil {
 		return fmt.Errorf("gen-dags: %w", err)
 	}
-	for _, p := range changed {
-		fmt.Fprintf(env.Stdout, "  %s/%s\n", *dir, p)
+	for _, c := range changed {
+		fmt.Fprintf(env.Stdout, "  %s/%s\n", *dir, c.Path)
 	}
-	fmt.Fprintf(env.Stdout, "%s: %d file(s) changed, %d unchanged\n", *dir, len(changed), len(files)-len(changed))
+	fmt.Fprintf(env.Stdout, "%s: %d file(s) changed, %d unchanged\n", *dir, len(changed), len(set.Files)-len(changed))
 	return nil
 }

@@ -63,13 +63,9 @@ func generated(reg *registry.Registry, root string) ([]genfile.Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render seeds: %w", err)
 	}
-	dags, err := dagen.Render(reg, dagen.DefaultOptions())
+	d, err := dagen.Render(reg, dagen.DefaultOptions(), filepath.Join(root, "dags"))
 	if err != nil {
 		return nil, fmt.Errorf("render DAGs: %w", err)
-	}
-	d := genfile.Set{Name: "Airflow DAGs", Dir: filepath.Join(root, "dags"), Owned: "**", Skip: []string{"__pycache__", ".ruff_cache"}}
-	for _, f := range dags {
-		d.Files = append(d.Files, genfile.File{Path: f.Path, Data: f.Data})
 	}
 	prefix, err := connectorTopicPrefix(reg)
 	if err != nil {
