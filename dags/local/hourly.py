@@ -65,8 +65,9 @@ with DAG(
     dag_id="shopsphere-orders__hourly",
     description="extract-window -> load -> dq per shard and table, dbt build, cross-shard dq",
     schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
-    catchup=False,
+    # extract.start: every window from it on, also those missed while down or paused
+    start_date=datetime(2026, 12, 1, 0, 0, tzinfo=UTC),
+    catchup=True,
     max_active_runs=4,
     default_args=sf.DEFAULT_ARGS,
     tags=["shardflow", "batch"],

@@ -109,7 +109,8 @@ type spec struct {
 	Tables      []string
 	Window      time.Duration
 	SafetyLag   time.Duration
-	Cron        string // the hourly DAG's schedule: one run per extract window
+	Start       time.Time // extract.start: the hourly DAG's start_date, with catchup; zero: none
+	Cron        string    // the hourly DAG's schedule: one run per extract window
 	CDCEvery    time.Duration
 	CDCBudget   time.Duration
 	AlertAt     registry.ClockTime
@@ -144,6 +145,10 @@ var tmpl = template.Must(template.New("").Delims("[[", "]]").Funcs(template.Func
 	"seconds": func(d time.Duration) int64 { return int64(d / time.Second) },
 	"minutes": func(c registry.ClockTime) int { return c.Minutes() },
 	"dur":     shortDuration,
+	"pydatetime": func(t time.Time) string {
+		t = t.UTC()
+		return fmt.Sprintf("datetime(%d, %d, %d, %d, %d, tzinfo=UTC)", t.Year(), int(t.Month()), t.Day(), t.Hour(), t.Minute())
+	},
 	"pylist": func(xs []string) string {
 		q := make([]string, len(xs))
 		for i, x := range xs {
@@ -239,7 +244,7 @@ func specOf(r *registry.Registry, env, cron string, opt Options) (*spec, error) 
 	e := r.Environments[env]
 	s := &spec{
 		Fleet: r.Fleet, Environment: env, Target: e.Airflow.Target,
-		Window: r.Extract.Window.Duration, SafetyLag: r.Extract.SafetyLag.Duration, Cron: cron,
+		Window: r.Extract.Window.Duration, SafetyLag: r.Extract.SafetyLag.Duration, Start: r.Extract.Start, Cron: cron,
 		CDCBudget: r.SLA.CDCFreshness.Duration, AlertAt: r.SLA.FinanceAlertAt, ReadyBy: r.SLA.FinanceReadyBy,
 		Options: opt, Warehouse: e.Warehouse.Path, Image: e.Airflow.Image, Namespace: e.Airflow.Namespace,
 		DAG: map[string]string{}, MaxBackfill: MaxBackfillWindows,

@@ -218,6 +218,20 @@ func TestFinancePoke(t *testing.T) {
 	}
 }
 
+// TestCatchupFollowsStart: with extract.start the hourly DAG starts there and catches up
+// every window; without it, no catchup (a missed window is a backfill).
+func TestCatchupFollowsStart(t *testing.T) {
+	with := renderMap(t, load(t, committed(t)))["local/hourly.py"]
+	if !bytes.Contains(with, []byte("start_date=datetime(2026, 12, 1, 0, 0, tzinfo=UTC),\n    catchup=True,")) {
+		t.Errorf("extract.start 2026-12-01: no catchup from it:\n%s", with)
+	}
+	text := strings.Replace(committed(t), "  start: 2026-12-01T00:00:00Z\n", "", 1)
+	without := renderMap(t, load(t, text))["local/hourly.py"]
+	if !bytes.Contains(without, []byte("catchup=False,")) {
+		t.Errorf("no extract.start: catchup is not off:\n%s", without)
+	}
+}
+
 // TestK8sTargetNeedsSecretRefs: a k8s environment whose shard secret has no Kubernetes
 // secret is an error naming the field, never a pod without its DSN.
 func TestK8sTargetNeedsSecretRefs(t *testing.T) {

@@ -267,9 +267,15 @@ func weaker(from, to registry.PCIPolicy) bool { return exposure(to) > exposure(f
 
 func (p *Plan) settings(base, cur *registry.Registry) {
 	if base.Extract != cur.Extract {
-		p.change("extract: window %s, safety lag %s, page size %d → window %s, safety lag %s, page size %d",
-			base.Extract.Window.Duration, base.Extract.SafetyLag.Duration, base.Extract.PageSize,
-			cur.Extract.Window.Duration, cur.Extract.SafetyLag.Duration, cur.Extract.PageSize)
+		start := func(e registry.Extract) string {
+			if e.Start.IsZero() {
+				return "none"
+			}
+			return e.Start.UTC().Format(time.RFC3339)
+		}
+		p.change("extract: window %s, safety lag %s, page size %d, start %s → window %s, safety lag %s, page size %d, start %s",
+			base.Extract.Window.Duration, base.Extract.SafetyLag.Duration, base.Extract.PageSize, start(base.Extract),
+			cur.Extract.Window.Duration, cur.Extract.SafetyLag.Duration, cur.Extract.PageSize, start(cur.Extract))
 		if base.Extract.Window != cur.Extract.Window {
 			p.find(Warning, "extract.window", "windows change length: landed keys are per window, so windows already landed keep their old length; backfills of past ranges use the new one and would land the same rows under new keys (replace, not add, by re-extracting whole days)")
 		}

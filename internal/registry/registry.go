@@ -116,6 +116,10 @@ type Extract struct {
 	Window    Duration `yaml:"window"`     // length of one window
 	SafetyLag Duration `yaml:"safety_lag"` // a window [t0,t1) is closed only when t1 <= now - SafetyLag
 	PageSize  int      `yaml:"page_size"`  // rows per keyset page
+	// Start is the first window the hourly DAG runs. With it, Airflow runs every window
+	// from it on, also those it missed while down or paused (catchup); without it, only
+	// windows from the DAG's deployment on, and a missed one needs a backfill.
+	Start time.Time `yaml:"start"`
 }
 
 // SLA holds the service levels the pipeline is judged by.

@@ -99,6 +99,8 @@ func TestCheck(t *testing.T) {
 		{"no watermark", "watermark: updated_at", "watermark: changed_at", []string{`tables[0].watermark: column "changed_at" is not declared`}},
 		{"bad window", "fleet: test", "fleet: test\nextract: {window: 7m}", []string{"extract.window: 7m0s must divide a day"}},
 		{"zero window", "fleet: test", "fleet: test\nextract: {window: 0s}", []string{"extract.window"}},
+		{"start off the window", "fleet: test", "fleet: test\nextract: {window: 1h, start: 2026-12-01T00:30:00Z}", []string{"extract.start: 2026-12-01T00:30:00Z is not the start of a 1h0m0s window"}},
+		{"start on a window", "fleet: test", "fleet: test\nextract: {window: 15m, start: 2026-12-01T00:45:00Z}", nil},
 		{"bad duration", "fleet: test", "fleet: test\nextract: {window: soon}", []string{`"soon" is not a duration`}},
 		{"alert after deadline", "fleet: test", "fleet: test\nsla: {finance_alert_at: \"07:00\"}", []string{"sla.finance_alert_at: 07:00 must be before finance_ready_by 06:00"}},
 		{"bad env kind", "kind: duckdb", "kind: bigquery", []string{`environments.local.warehouse.kind: "bigquery" is not a kind`}},

@@ -287,6 +287,11 @@ func (r *Registry) validateSettings(errs *Errors) {
 	if r.Extract.SafetyLag.Duration < 0 {
 		errs.add("extract.safety_lag", 0, "must not be negative")
 	}
+	if st := r.Extract.Start; !st.IsZero() && r.Extract.Window.Duration > 0 {
+		if since := st.UTC().Sub(st.UTC().Truncate(24 * time.Hour)); since%r.Extract.Window.Duration != 0 {
+			errs.add("extract.start", 0, "%s is not the start of a %s window (windows align with midnight UTC)", st.UTC().Format(time.RFC3339), r.Extract.Window)
+		}
+	}
 	if r.Extract.PageSize < 100 || r.Extract.PageSize > 1_000_000 {
 		errs.add("extract.page_size", 0, "%d is out of range (want 100..1000000)", r.Extract.PageSize)
 	}

@@ -94,6 +94,8 @@ func newAirflowRig(t *testing.T) *airflowRig {
 		{"path: var/lake", "path: " + filepath.Join(r.work, "lake")},
 		{"path: var/warehouse.duckdb", "path: " + r.wh},
 		{"window: 1h", "window: " + e2eWindow.String()},
+		// no catchup: the scheduler must run only the windows the test triggers
+		{"  start: 2026-12-01T00:00:00Z\n", ""},
 		{`brokers: ["127.0.0.1:19092"]`, "brokers: " + yamlList(r.stack.Brokers)},
 		{`connect_url: "http://127.0.0.1:18083"`, fmt.Sprintf("connect_url: %q", r.stack.ConnectURL)},
 	} {

@@ -44,7 +44,9 @@ def test_hourly_one_group_per_shard(local):
             assert ex.arguments[:4] == ["--shard", shard, "--table", table]
             assert ex.command == "extract-window" and ld.command == "load" and dq.command == "dq"
     assert tasks["dq_cross_shard"].upstream_task_ids == {"dbt_build"}
-    assert d.max_active_runs == 4 and d.catchup is False
+    # extract.start in shards.yaml: every window from it, also the missed ones
+    assert d.max_active_runs == 4 and d.catchup is True
+    assert d.start_date == datetime(2026, 12, 1, tzinfo=UTC)
     assert tasks["window_closed"].delta == timedelta(minutes=5)
 
 
