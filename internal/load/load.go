@@ -188,8 +188,9 @@ func (l *Loader) prefixes(f Filter) []string {
 			shards = append(shards, s.ID)
 		}
 	}
-	var days []string
+	var days []string // nil: every day
 	if !f.Since.IsZero() {
+		days = []string{}
 		until := f.Until
 		if until.IsZero() {
 			until = time.Now()

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/shopsphere/shardflow/internal/buildinfo"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
@@ -30,7 +31,8 @@ epoch and the code version, and computes its numbers only from rows within those
                        stored ones (default: the latest run). Exit 3 when not, naming the
                        shard and table whose input changed or how many rows differ.
   replay --run RUN     recompute RUN on exactly its recorded inputs as a new run (--as,
-                       default RUN-replay-N) at this code version, published nowhere,
+                       default RUN-replay-N; its code_version is the revision shardctl
+                       was built from, as the task image's dbt is), published nowhere,
                        then verify the new run and compare its numbers with RUN's (exit 3
                        when they differ). Use it after a shard split or a code change.
   runs                 list the recorded runs.
@@ -205,7 +207,7 @@ var (
 func (d *dbt) verify(ctx context.Context, run string) (string, error) {
 	args := []string{"run-operation", "verify_finance_run"}
 	if run != "" {
-		args = append(args, "--args", fmt.Sprintf("{run_id: '%s'}", yamlQuote(run)))
+		args = append(args, "--args", fmt.Sprintf("{run_id: '%s'}", quote(run)))
 	}
 	out, err := d.run(ctx, args...)
 	line := verifyLine.FindString(ansi.ReplaceAllString(out, ""))
@@ -226,14 +228,14 @@ func (d *dbt) verify(ctx context.Context, run string) (string, error) {
 func (d *dbt) replay(ctx context.Context, w io.Writer, run, as string) error {
 	if as == "" {
 		out, err := d.run(ctx, "show", "--output", "text", "--inline",
-			fmt.Sprintf("select count(*) + 1 as n from {{ ref('finance_run_manifest') }} where replay_of = '%s'", sqlQuote(run)))
+			fmt.Sprintf("select count(*) + 1 as n from {{ ref('finance_run_manifest') }} where replay_of = '%s'", quote(run)))
 		if err != nil {
 			return err
 		}
 		n := strings.TrimSpace(lastCell(showTable(out)))
 		as = fmt.Sprintf("%s-replay-%s", run, n)
 	}
-	vars := fmt.Sprintf("{finance_replay_of: '%s', finance_run_id: '%s', code_version: '%s'}", yamlQuote(run), yamlQuote(as), yamlQuote(codeVersion(d.project)))
+	vars := fmt.Sprintf("{finance_replay_of: '%s', finance_run_id: '%s', code_version: '%s'}", quote(run), quote(as), quote(buildinfo.CodeVersion()))
 	if _, err := d.run(ctx, "build", "--select", "finance_run_manifest", "finance_run_inputs", "fct_finance_daily_versions", "fct_finance_daily", "--vars", vars); err != nil {
 		return fmt.Errorf("finance replay %s: %w", run, err)
 	}
@@ -251,7 +253,7 @@ func (d *dbt) replay(ctx context.Context, w io.Writer, run, as string) error {
 		           from {{ ref('fct_finance_daily_versions') }} where run_id = '%s')
 		select (select count(*) from a) as original_rows, (select count(*) from b) as replay_rows,
 		       (select count(*) from (select * from a except select * from b)) + (select count(*) from (select * from b except select * from a)) as differing`,
-		sqlQuote(run), sqlQuote(as)))
+		quote(run), quote(as)))
 	if err != nil {
 		return err
 	}
@@ -306,14 +308,6 @@ func errorLines(out string) string {
 	return b.String()
 }
 
-func sqlQuote(s string) string  { return strings.ReplaceAll(s, "'", "''") }
-func yamlQuote(s string) string { return strings.ReplaceAll(s, "'", "''") }
-
-// codeVersion is the git commit of the project, or "unknown".
-func codeVersion(dir string) string {
-	out, err := exec.Command("git", "-C", dir, "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(out))
-}
+// quote escapes s for a single-quoted string: SQL and YAML (dbt's --vars and --args)
+// both double the quote.
+func quote(s string) string { return strings.ReplaceAll(s, "'", "''") }
