@@ -22,6 +22,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/testenv"
 	"github.com/shopsphere/shardflow/internal/tokenize"
 )
 
@@ -29,7 +30,7 @@ const testKey = "0123456789abcdef0123456789abcdef-test-key"
 
 func loadRegistry(t *testing.T) *registry.Registry {
 	t.Helper()
-	reg, err := registry.Load(filepath.Join(cdctest.Root(t), "shards.yaml"))
+	reg, err := registry.Load(filepath.Join(testenv.Root(t), "shards.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/fleet/fleettest"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/testenv"
 )
 
 const e2eTokenKey = "airflow-e2e-tokenizer-key-0123456789abcdef"
@@ -74,13 +75,13 @@ func (r *airflowRig) shardctl(ctx context.Context, args ...string) (string, erro
 }
 
 func newAirflowRig(t *testing.T) *airflowRig {
-	root := airflowtest.Root(t)
+	root := testenv.Root(t)
 	r := &airflowRig{root: root, bin: filepath.Join(root, "var", "bin"), work: t.TempDir(),
 		dbt: filepath.Join(root, "var", "venv", "dbt", "bin", "dbt")}
 	for _, b := range []string{"extract-window", "load", "dq", "tokenize"} {
-		airflowtest.Need(t, filepath.Join(r.bin, b), "build")
+		testenv.Need(t, filepath.Join(r.bin, b), "build")
 	}
-	airflowtest.Need(t, r.dbt, "deps-dbt")
+	testenv.Need(t, r.dbt, "deps-dbt")
 	r.stack = cdctest.Start(t)
 
 	// the committed registry with the test's lake, warehouse, CDC stack and window

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/shopsphere/shardflow/internal/airflow"
+	"github.com/shopsphere/shardflow/internal/testenv"
 )
 
 // User and Password are the simple auth manager's admin in every Home.
@@ -34,40 +35,6 @@ const (
 	User     = "shardflow"
 	Password = "shardflow-test-password"
 )
-
-// Root is the repository root (the directory holding go.mod), found from the test's
-// working directory.
-func Root(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("airflowtest: no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// Need skips the test (fails it under CI=true) when a file the test needs is missing,
-// naming the make target that installs it.
-func Need(t testing.TB, path, target string) {
-	t.Helper()
-	if _, err := os.Stat(path); err == nil {
-		return
-	}
-	msg := fmt.Sprintf("%s is missing: run `make %s`", path, target)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
 
 // Home is one AIRFLOW_HOME with its metadata database migrated.
 type Home struct {
@@ -85,9 +52,9 @@ type Home struct {
 // to the environment of every Airflow process (and so of the tasks they run).
 func New(t testing.TB, dags string, extra map[string]string) *Home {
 	t.Helper()
-	root := Root(t)
+	root := testenv.Root(t)
 	bin := filepath.Join(root, "var", "venv", "airflow", "bin")
-	Need(t, filepath.Join(bin, "airflow"), "deps-airflow")
+	testenv.Need(t, filepath.Join(bin, "airflow"), "deps-airflow")
 	dir := t.TempDir()
 	port := freePort(t)
 	h := &Home{t: t, Dir: dir, Dags: dags, Port: port, bin: bin}

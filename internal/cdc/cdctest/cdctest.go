@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shopsphere/shardflow/internal/testenv"
 )
 
 // Stack is a running Kafka + Connect pair.
@@ -26,25 +28,6 @@ type Stack struct {
 	ConnectURL string
 	root       string
 	env        []string
-}
-
-// Root returns the repository root (the directory holding go.mod).
-func Root(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("cdctest: no go.mod above the test's directory")
-		}
-		dir = parent
-	}
 }
 
 // Installed reports whether `make deps-cdc` has run.
@@ -57,13 +40,9 @@ func Installed(root string) bool {
 // Require skips (or, under CI, fails) the test when the CDC jars are not installed.
 func Require(t testing.TB) string {
 	t.Helper()
-	root := Root(t)
+	root := testenv.Root(t)
 	if !Installed(root) {
-		msg := "cdctest: Kafka/Connect/Debezium jars missing under var/cdc: run `make deps-cdc`"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		testenv.Missing(t, "cdctest: Kafka/Connect/Debezium jars missing under var/cdc: run `make deps-cdc`")
 	}
 	return root
 }

@@ -20,6 +20,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/shopsphere/shardflow/internal/objstore/s3"
+	"github.com/shopsphere/shardflow/internal/testenv"
 )
 
 // Root credentials and region of the test server.
@@ -39,27 +40,21 @@ type Server struct {
 	seq      atomic.Int64
 }
 
-func repoRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-	}
-	return dir
-}
-
 // Start runs `versitygw --port 127.0.0.1:PORT posix --sidecar META DATA` over a
 // temporary directory and waits until it answers ListBuckets. It never fails: a server that
 // cannot start records why in Why, and Need skips (under CI=true fails) the tests.
 func Start() *Server {
 	s := &Server{}
-	bin := filepath.Join(repoRoot(), "var/bin/versitygw")
+	root, err := testenv.FindRoot()
+	if err != nil {
+		s.Why = err.Error()
+		return s
+	}
+	bin := filepath.Join(root, "var/bin/versitygw")
 	if _, err := os.Stat(bin); err != nil {
 		s.Why = bin + " is missing: run `make deps-versitygw`"
 		return s
 	}
-	var err error
 	if s.dir, err = os.MkdirTemp("", "versitygw-*"); err != nil {
 		s.Why = err.Error()
 		return s
@@ -146,10 +141,7 @@ func (s *Server) Need(t testing.TB) {
 	if s.Endpoint != "" {
 		return
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("versitygw: %s", s.Why)
-	}
-	t.Skipf("versitygw: %s", s.Why)
+	testenv.Missing(t, "versitygw: "+s.Why)
 }
 
 // Bucket creates a new, empty bucket and returns its name.

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopsphere/shardflow/internal/testenv"
 	"github.com/shopsphere/shardflow/internal/warehouse/snowflake"
 )
 
@@ -28,22 +29,17 @@ type Server struct {
 	seq  atomic.Int64
 }
 
-func repoRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-	}
-	return dir
-}
-
 // Start runs `fakesnow -s` on a free loopback port and waits until it accepts
 // connections. It never fails: a server that cannot start records why in Why, and
 // Open skips (or under CI fails) the tests that need it.
 func Start() *Server {
 	s := &Server{}
-	bin := filepath.Join(repoRoot(), "var/venv/fakesnow/bin/fakesnow")
+	root, err := testenv.FindRoot()
+	if err != nil {
+		s.Why = err.Error()
+		return s
+	}
+	bin := filepath.Join(root, "var/venv/fakesnow/bin/fakesnow")
 	if _, err := os.Stat(bin); err != nil {
 		s.Why = bin + " is missing: run `make deps-fakesnow`"
 		return s
@@ -105,10 +101,7 @@ func (s *Server) Need(t testing.TB) {
 	if s.Addr != "" {
 		return
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("fakesnow: %s", s.Why)
-	}
-	t.Skipf("fakesnow: %s", s.Why)
+	testenv.Missing(t, "fakesnow: "+s.Why)
 }
 
 // Open connects to a new database on the server with a stage <DB>.RAW.LANDING_STAGE whose
