@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/parquet-go/parquet-go"
 
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/registry"
@@ -120,59 +118,15 @@ func WriteBatch(lake, shard string, t0 time.Time, rows []Row) (*File, error) {
 	return &File{Manifest: m, Path: p, Data: buf.Bytes()}, nil
 }
 
-// writeParquet writes records (values in cols order; nil is NULL) with every column
-// optional, the types of docs/contracts.md §5.
+// writeParquet writes records (values in cols order; nil is NULL) with the landing zone's
+// own writer, so the warehouse reads exactly what extract and tokenize cdc land.
 func writeParquet(out *bytes.Buffer, cols []landing.Column, recs [][]any) error {
-	g := parquet.Group{}
-	for _, c := range cols {
-		var n parquet.Node
-		switch c.Type {
-		case "uuid", "text":
-			n = parquet.String()
-		case "bigint":
-			n = parquet.Int(64)
-		case "integer":
-			n = parquet.Int(32)
-		case "boolean":
-			n = parquet.Leaf(parquet.BooleanType)
-		case "timestamptz":
-			n = parquet.Timestamp(parquet.Microsecond)
-		default:
-			return fmt.Errorf("column %s: type %s not supported by the test writer", c.Name, c.Type)
-		}
-		g[c.Name] = parquet.Optional(n)
+	w, err := landing.NewParquetWriter(out, cols)
+	if err != nil {
+		return err
 	}
-	schema := parquet.NewSchema("landed", g)
-	leaf := map[string]int{}
-	for i, p := range schema.Columns() {
-		leaf[p[0]] = i
-	}
-	w := parquet.NewWriter(out, schema)
 	for _, rec := range recs {
-		row := make(parquet.Row, len(cols))
-		for i, v := range rec {
-			li := leaf[cols[i].Name]
-			var pv parquet.Value
-			switch x := v.(type) {
-			case nil:
-				row[li] = parquet.NullValue().Level(0, 0, li)
-				continue
-			case string:
-				pv = parquet.ByteArrayValue([]byte(x))
-			case int64:
-				pv = parquet.Int64Value(x)
-			case int32:
-				pv = parquet.Int32Value(x)
-			case bool:
-				pv = parquet.BooleanValue(x)
-			case time.Time:
-				pv = parquet.Int64Value(x.UnixMicro())
-			default:
-				return fmt.Errorf("column %s: value type %T", cols[i].Name, v)
-			}
-			row[li] = pv.Level(0, 1, li)
-		}
-		if _, err := w.WriteRows([]parquet.Row{row}); err != nil {
+		if err := w.Write(rec); err != nil {
 			return err
 		}
 	}
