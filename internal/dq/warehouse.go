@@ -22,8 +22,9 @@ type Warehouse struct {
 	Raw      string // schema of the raw tables, "raw"
 	Results  string // qualified name of the results table, "dq.dq_results"
 	Registry *registry.Registry
-	// Checker, when set, answers the window checksum, batch duplicates and string
-	// columns (the warehouse package's own queries); dq's SQL answers the rest.
+	// Checker answers the window checksum, batch duplicates and string columns with the
+	// warehouse backend's own queries (the ones its contract test covers); dq's SQL
+	// answers the rest. Required.
 	Checker warehouse.Checker
 }
 
@@ -63,17 +64,11 @@ func (w *Warehouse) WindowChecksum(ctx context.Context, table, shard string, win
 	if !ok {
 		return 0, "", fmt.Errorf("table %s is not in shards.yaml", table)
 	}
-	if w.Checker != nil {
-		return w.Checker.WindowChecksum(ctx, t, shard, win.Start, win.End)
-	}
-	cnt, sum := landing.ChecksumSQL(w.Dialect, t.PrimaryKey, t.Version)
-	var n int64
-	var s string
-	q := fmt.Sprintf("SELECT %s, %s FROM %s WHERE %s", cnt, sum, w.table(table), w.windowWhere(t, shard, win))
-	if err := w.DB.QueryRowContext(ctx, q).Scan(&n, &s); err != nil {
+	n, sum, err := w.Checker.WindowChecksum(ctx, t, shard, win.Start, win.End)
+	if err != nil {
 		return 0, "", fmt.Errorf("warehouse checksum of shard %s table %s window %s: %w", shard, table, win, err)
 	}
-	return n, s, nil
+	return n, sum, nil
 }
 
 // WindowPairs implements WindowSide.
@@ -132,7 +127,7 @@ func (w *Warehouse) DuplicateLatest(ctx context.Context, table string) (int64, [
 	dup AS (SELECT o.k FROM owned o JOIN latest l ON o.k = l.k AND o.v = l.v GROUP BY o.k HAVING count(DISTINCT o.shard) > 1)
 	SELECT (SELECT count(*) FROM dup), k FROM dup ORDER BY k LIMIT %d`,
 		w.keyText(t, "r"), t.Version, w.table(table), w.ownership(), inst, inst, MaxKeysInDetail)
-	return w.countAndKeys(ctx, q)
+	return warehouse.QueryDuplicateKeys(ctx, w.DB, q)
 }
 
 // BatchDuplicates finds (key, version) pairs loaded more than once from one shard's batch
@@ -143,55 +138,12 @@ func (w *Warehouse) BatchDuplicates(ctx context.Context, table string) (int64, [
 	if !ok {
 		return 0, nil, fmt.Errorf("table %s is not in shards.yaml", table)
 	}
-	if w.Checker != nil {
-		return w.Checker.DuplicateKeys(ctx, t, MaxKeysInDetail)
-	}
-	q := fmt.Sprintf(`WITH dup AS (SELECT %s || ' v' || CAST(%s AS VARCHAR) || ' shard ' || _shard AS k
-		FROM %s WHERE _source = 'batch' GROUP BY %s, %s, _shard HAVING count(*) > 1)
-	SELECT (SELECT count(*) FROM dup), k FROM dup ORDER BY k LIMIT %d`,
-		w.keyText(t), t.Version, w.table(table), strings.Join(t.PrimaryKey, ", "), t.Version, MaxKeysInDetail)
-	return w.countAndKeys(ctx, q)
-}
-
-func (w *Warehouse) countAndKeys(ctx context.Context, q string) (int64, []string, error) {
-	rows, err := w.DB.QueryContext(ctx, q)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer rows.Close()
-	var n int64
-	var keys []string
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&n, &k); err != nil {
-			return 0, nil, err
-		}
-		keys = append(keys, k)
-	}
-	return n, keys, rows.Err()
+	return w.Checker.DuplicateKeys(ctx, t, MaxKeysInDetail)
 }
 
 // StringColumns lists the string columns of every raw table.
 func (w *Warehouse) StringColumns(ctx context.Context) (map[string][]string, error) {
-	if w.Checker != nil {
-		return w.Checker.StringColumns(ctx)
-	}
-	q := fmt.Sprintf(`SELECT table_name, column_name FROM information_schema.columns
-		WHERE lower(table_schema) = lower('%s') AND upper(data_type) IN ('VARCHAR', 'TEXT') ORDER BY table_name, ordinal_position`, w.Raw)
-	rows, err := w.DB.QueryContext(ctx, q)
-	if err != nil {
-		return nil, fmt.Errorf("list warehouse string columns: %w", err)
-	}
-	defer rows.Close()
-	out := map[string][]string{}
-	for rows.Next() {
-		var t, c string
-		if err := rows.Scan(&t, &c); err != nil {
-			return nil, err
-		}
-		out[strings.ToLower(t)] = append(out[strings.ToLower(t)], c)
-	}
-	return out, rows.Err()
+	return w.Checker.StringColumns(ctx)
 }
 
 // ScanPCI counts card-number-like values (CountPANs) in one string column: the

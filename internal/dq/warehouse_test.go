@@ -2,44 +2,38 @@ package dq
 
 import (
 	"context"
-	"database/sql"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	_ "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/extract/extracttest"
 	"github.com/shopsphere/shardflow/internal/fleet/fleettest"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
 )
 
-// openDuck opens a fresh DuckDB warehouse with a minimal raw.orders (the columns dq
-// reads, as docs/contracts.md §6 names them).
+// openDuck opens a fresh DuckDB warehouse with the raw tables load creates (its Checker
+// answers the window checksum, batch duplicates and string columns).
 func openDuck(t *testing.T, reg *registry.Registry) *Warehouse {
 	t.Helper()
-	db, err := sql.Open("duckdb", filepath.Join(t.TempDir(), "wh.duckdb"))
+	ctx := context.Background()
+	wh, err := duckdb.Open(ctx, filepath.Join(t.TempDir(), "wh.duckdb"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.SetMaxOpenConns(1)
-	t.Cleanup(func() { db.Close() })
-	for _, s := range []string{
-		"SET TimeZone = 'UTC'",
-		"CREATE SCHEMA raw",
-		`CREATE TABLE raw.orders (order_id VARCHAR, customer_id BIGINT, bucket INTEGER, status VARCHAR,
-			updated_at TIMESTAMPTZ, row_version BIGINT, _shard VARCHAR, _source VARCHAR, _op VARCHAR,
-			_commit_ts TIMESTAMPTZ, _file VARCHAR, _loaded_at TIMESTAMPTZ)`,
-	} {
-		if _, err := db.Exec(s); err != nil {
-			t.Fatal(err)
-		}
+	t.Cleanup(func() { wh.Close() })
+	if err := wh.Ensure(ctx, reg.Tables); err != nil {
+		t.Fatal(err)
 	}
-	return &Warehouse{DB: db, Dialect: landing.DuckDB, Raw: "raw", Results: "dq.dq_results", Registry: reg}
+	return &Warehouse{DB: wh.DB(), Dialect: landing.DuckDB, Raw: "raw", Results: "dq.dq_results", Registry: reg, Checker: wh}
 }
+
+// insertOrder is one raw.orders row as a batch file would load it (the columns dq reads).
+const insertOrder = `INSERT INTO raw.orders (order_id, customer_id, bucket, status, updated_at, row_version,
+	_shard, _source, _op, _commit_ts, _file, _loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'batch', 'r', ?, 'f', now())`
 
 // copyToWarehouse loads the shard's owned rows of w into raw.orders as a batch file would.
 func copyToWarehouse(t *testing.T, ctx context.Context, src *Source, wh *Warehouse, w extract.Window) {
@@ -62,7 +56,7 @@ func copyToWarehouse(t *testing.T, ctx context.Context, src *Source, wh *Warehou
 		if !src.Registry.Owns(src.Shard, int(b), at) {
 			continue
 		}
-		if _, err := wh.DB.Exec(`INSERT INTO raw.orders VALUES (?, ?, ?, ?, ?, ?, ?, 'batch', 'r', ?, 'f', now())`, id, cust, b, status, at, v, src.Shard, at); err != nil {
+		if _, err := wh.DB.Exec(insertOrder, id, cust, b, status, at, v, src.Shard, at); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -160,7 +154,7 @@ func TestDuplicateLatestAndPCI(t *testing.T) {
 	after := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
 	ins := func(id, shard string, b int, at time.Time, v int64, status string) {
 		t.Helper()
-		if _, err := wh.DB.Exec(`INSERT INTO raw.orders VALUES (?, 1, ?, ?, ?, ?, ?, 'batch', 'r', ?, 'f', now())`, id, b, status, at, v, shard, at); err != nil {
+		if _, err := wh.DB.Exec(insertOrder, id, 1, b, status, at, v, shard, at); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -182,10 +176,21 @@ func TestDuplicateLatestAndPCI(t *testing.T) {
 	// PCI: a card number in a kept text column is found, counted, never printed
 	ins("k3", "s00", 5, before, 1, "note: card 4111 1111 1111 1111 used")
 	res := scanWarehousePCI(ctx, wh)
-	if len(res) != 1 || res[0].Status != Fail || !strings.Contains(res[0].Detail, "column status: 1 card numbers in 1 rows") {
-		t.Fatalf("PCI scan: %+v", res)
+	if len(res) != len(reg.Tables) {
+		t.Fatalf("PCI scan: %d results, want one per raw table: %+v", len(res), res)
 	}
-	if strings.Contains(res[0].Detail, "4111") {
-		t.Fatalf("the PCI finding prints the value: %s", res[0].Detail)
+	for _, r := range res {
+		if r.Table != "orders" {
+			if r.Status != Pass {
+				t.Fatalf("PCI scan of %s, which holds no rows: %+v", r.Table, r)
+			}
+			continue
+		}
+		if r.Status != Fail || !strings.Contains(r.Detail, "column status: 1 card numbers in 1 rows") {
+			t.Fatalf("PCI scan of orders: %+v", r)
+		}
+		if strings.Contains(r.Detail, "4111") {
+			t.Fatalf("the PCI finding prints the value: %s", r.Detail)
+		}
 	}
 }

@@ -30,7 +30,8 @@ func DuplicateKeysSQL(schema string, t registry.Table, limit int) string {
 		KeyTextSQL(t), t.Version, landing.ColShard, schema, t.Name, landing.ColSource, strings.Join(t.PrimaryKey, ", "), t.Version, landing.ColShard, limit)
 }
 
-// QueryDuplicateKeys runs a DuplicateKeysSQL query.
+// QueryDuplicateKeys runs a query of DuplicateKeysSQL's shape (the count, repeated, then
+// one key as text per row) and returns the count and the keys.
 func QueryDuplicateKeys(ctx context.Context, db *sql.DB, q string) (int64, []string, error) {
 	rows, err := db.QueryContext(ctx, q)
 	if err != nil {
