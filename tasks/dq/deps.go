@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 
 	"github.com/shopsphere/shardflow/internal/dq"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/objstore/backend"
 	"github.com/shopsphere/shardflow/internal/registry"
-	"github.com/shopsphere/shardflow/internal/warehouse"
-	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
-	"github.com/shopsphere/shardflow/internal/warehouse/snowflake"
+	whbackend "github.com/shopsphere/shardflow/internal/warehouse/backend"
 )
 
 type deps struct {
@@ -20,44 +17,22 @@ type deps struct {
 	close     func()
 }
 
-// openDeps opens the environment's warehouse through the warehouse package (its Checker
-// answers window checksums, duplicates and string columns; dq's SQL runs on its DB) and,
-// for --pci-files, the object store.
-func openDeps(ctx context.Context, reg *registry.Registry, target *registry.Environment, env map[string]string, pciFiles bool) (*deps, error) {
-	w := &dq.Warehouse{Raw: "raw", Results: "dq.dq_results", Registry: reg}
-	var closeWH func() error
-	switch target.Warehouse.Kind {
-	case "duckdb":
-		wh, err := duckdb.Open(ctx, target.Warehouse.Path)
-		if err != nil {
-			if errors.Is(err, warehouse.ErrConflict) {
-				return nil, exitcode.Wrap(exitcode.Retryable, err) // another process holds the file
-			}
-			return nil, err
-		}
-		w.DB, w.Dialect, w.Checker, closeWH = wh.DB(), landing.DuckDB, wh, wh.Close
-	case "snowflake":
-		dsn := env[target.Warehouse.DSN.Env]
-		if dsn == "" {
-			return nil, exitcode.Errorf(exitcode.Usage, "warehouse: environment variable %s (the snowflake DSN) is not set", target.Warehouse.DSN.Env)
-		}
-		cfg := snowflake.Config{Database: target.Warehouse.Database, Schema: target.Warehouse.Schema, Stage: target.Warehouse.Stage}
-		if err := cfg.Validate(); err != nil {
-			return nil, exitcode.Wrap(exitcode.Usage, err)
-		}
-		wh, err := snowflake.Open(ctx, dsn, cfg)
-		if err != nil {
-			return nil, exitcode.Wrap(exitcode.Retryable, err)
-		}
-		w.DB, w.Dialect, w.Checker, closeWH = wh.DB(), landing.Snowflake, wh, wh.Close
-		w.Raw, w.Results = cfg.Schema, "DQ.DQ_RESULTS"
-		if cfg.Database != "" {
-			w.Raw, w.Results = cfg.Database+"."+cfg.Schema, cfg.Database+".DQ.DQ_RESULTS"
-		}
-	default:
-		return nil, exitcode.Errorf(exitcode.Usage, "warehouse kind %q is not supported", target.Warehouse.Kind)
+// openDeps opens the environment's warehouse (its Checker answers window checksums,
+// duplicates and string columns; dq's SQL runs on its DB) and, for --pci-files, the
+// object store.
+func openDeps(ctx context.Context, target *registry.Environment, env map[string]string, reg *registry.Registry, pciFiles bool) (*deps, error) {
+	wh, err := whbackend.Open(ctx, target.Warehouse, env)
+	if err != nil {
+		return nil, err
 	}
-	d := &deps{warehouse: w, close: func() { _ = closeWH() }}
+	results := "dq.dq_results"
+	if wh.Dialect == landing.Snowflake {
+		results = wh.Qualify("DQ.DQ_RESULTS")
+	}
+	d := &deps{
+		warehouse: &dq.Warehouse{DB: wh.DB(), Dialect: wh.Dialect, Raw: wh.Raw, Results: results, Registry: reg, Checker: wh},
+		close:     func() { _ = wh.Close() },
+	}
 	if pciFiles {
 		f, err := openFiles(ctx, target, env)
 		if err != nil {

@@ -142,7 +142,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		sources[id] = dq.SourceConn{Conn: c}
 	}
 
-	deps, err := openDeps(ctx, reg, target, env, *pciFiles)
+	deps, err := openDeps(ctx, target, env, reg, *pciFiles)
 	if err != nil {
 		return err
 	}

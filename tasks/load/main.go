@@ -21,9 +21,8 @@ import (
 	"github.com/shopsphere/shardflow/internal/objstore/backend"
 	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
-	"github.com/shopsphere/shardflow/internal/warehouse"
+	whbackend "github.com/shopsphere/shardflow/internal/warehouse/backend"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
-	"github.com/shopsphere/shardflow/internal/warehouse/snowflake"
 )
 
 const help = `load loads landed files (a data file with its manifest) into raw.<table>.
@@ -179,7 +178,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	if err != nil {
 		return err
 	}
-	wh, err := openWarehouse(ctx, target, env)
+	wh, err := whbackend.Open(ctx, target.Warehouse, env)
 	if err != nil {
 		return err
 	}
@@ -230,45 +229,18 @@ func openStore(ctx context.Context, target *registry.Environment, env map[string
 	return st, nil
 }
 
-func openWarehouse(ctx context.Context, target *registry.Environment, env map[string]string) (warehouse.Warehouse, error) {
-	wc := target.Warehouse
-	switch wc.Kind {
-	case "duckdb":
-		w, err := duckdb.Open(ctx, wc.Path)
-		if err != nil {
-			return nil, exitcode.Wrap(exitcode.Retryable, err) // locked by another process, or a full disk
-		}
-		return w, nil
-	case "snowflake":
-		dsn := env[wc.DSN.Env]
-		if dsn == "" {
-			return nil, exitcode.Errorf(exitcode.Usage, "warehouse: environment variable %s (the snowflake DSN) is not set", wc.DSN.Env)
-		}
-		cfg := snowflake.Config{Database: wc.Database, Schema: wc.Schema, Stage: wc.Stage}
-		if err := cfg.Validate(); err != nil {
-			return nil, exitcode.Wrap(exitcode.Usage, err)
-		}
-		w, err := snowflake.Open(ctx, dsn, cfg)
-		if err != nil {
-			return nil, exitcode.Wrap(exitcode.Retryable, err)
-		}
-		return w, nil
-	}
-	return nil, exitcode.Errorf(exitcode.Usage, "warehouse kind %q is not supported", wc.Kind)
-}
-
 // setFailpoint makes the run stop dead inside the load transaction, for the crash test:
 //
 //	SHARDFLOW_FAILPOINT=in-transaction:<step>   step: deleted, inserted, verified, history
 //
 // It prints "failpoint <spec> reached" to stderr and blocks until the process is killed.
 // Never set in production; DuckDB only.
-func setFailpoint(w warehouse.Warehouse, spec string, stderr io.Writer) error {
+func setFailpoint(w *whbackend.Opened, spec string, stderr io.Writer) error {
 	if spec == "" {
 		return nil
 	}
 	name, step, _ := strings.Cut(spec, ":")
-	d, ok := w.(*duckdb.Warehouse)
+	d, ok := w.Warehouse.(*duckdb.Warehouse)
 	if name != "in-transaction" || !ok {
 		return fmt.Errorf("SHARDFLOW_FAILPOINT=%s: want in-transaction:<step> on a duckdb warehouse", spec)
 	}
