@@ -11,14 +11,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shopsphere/shardflow/internal/buildinfo"
+	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/registry"
@@ -61,22 +60,9 @@ flags:
 `
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], environ(), os.Stdout, os.Stderr)
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "extract-window:", err)
-		os.Exit(exitcode.Of(err))
-	}
-}
-
-func environ() map[string]string {
-	vars := map[string]string{}
-	for _, kv := range os.Environ() {
-		k, v, _ := strings.Cut(kv, "=")
-		vars[k] = v
-	}
-	return vars
+	command.Main("extract-window", func(ctx context.Context, env map[string]string) error {
+		return run(ctx, os.Args[1:], env, os.Stdout, os.Stderr)
+	})
 }
 
 type options struct {
