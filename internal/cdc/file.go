@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
@@ -189,7 +188,7 @@ func (c *Consumer) build(j *fileJob, m *mapper, extractedAt time.Time) (*bytes.B
 			row[k] = val
 		}
 		for k, ki := range m.keyIdx {
-			keyParts[k] = keyText(row[ki])
+			keyParts[k] = landing.KeyValueText(row[ki])
 		}
 		cust, _ := row[m.custIdx].(int64)
 		b, _ := row[m.buckIdx].(int32)
@@ -339,18 +338,4 @@ func (c *Consumer) recoverFile(ctx context.Context, table, shard string, p int32
 		}
 	}
 	return last, nil
-}
-
-func keyText(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case int64:
-		return strconv.FormatInt(x, 10)
-	case int32:
-		return strconv.FormatInt(int64(x), 10)
-	case nil:
-		return ""
-	}
-	return fmt.Sprint(v)
 }

@@ -294,7 +294,7 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 			cust, _ := row[q.custIdx].(int64)
 			b, _ := row[q.buckIdx].(int32)
 			for i, k := range q.keyIdx {
-				keyParts[i] = keyText(row[k])
+				keyParts[i] = landing.KeyValueText(row[k])
 			}
 			if want := e.Registry.Bucket(cust); int(b) != want {
 				return abort(dataErr(fmt.Errorf("%s: %w: key %s customer_id %d has bucket %d, registry.Bucket gives %d; fix the application's bucket computation",

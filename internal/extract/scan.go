@@ -3,7 +3,6 @@ package extract
 import (
 	"encoding/hex"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -107,21 +106,4 @@ func uuidString(b [16]byte) string {
 	buf[23] = '-'
 	hex.Encode(buf[24:], b[10:])
 	return string(buf[:])
-}
-
-// keyText is the text form of a key value for the row checksum (docs/contracts.md §5):
-// uuid lowercase, integers decimal, text as is.
-func keyText(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case int64:
-		return strconv.FormatInt(x, 10)
-	case int32:
-		return strconv.FormatInt(int64(x), 10)
-	case nil:
-		return ""
-	default:
-		return fmt.Sprint(x)
-	}
 }

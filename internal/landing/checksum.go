@@ -3,6 +3,7 @@ package landing
 import (
 	"crypto/md5"
 	"encoding/hex"
+	"fmt"
 	"math/big"
 	"strconv"
 	"strings"
@@ -19,6 +20,24 @@ func RowHash(keyText string, rowVersion int64) uint64 {
 
 // KeyText joins the text forms of a row's key columns with '|'.
 func KeyText(parts ...string) string { return strings.Join(parts, "|") }
+
+// KeyValueText is the text form of one key column's value (docs/contracts.md §5): a
+// uuid in lowercase hyphenated form (the caller passes it as that string), an integer in
+// decimal, text as it is. Extract and the CDC consumer both build key_text with it.
+func KeyValueText(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case int32:
+		return strconv.FormatInt(int64(x), 10)
+	case nil:
+		return ""
+	default:
+		return fmt.Sprint(x)
+	}
+}
 
 // Checksum accumulates RowHash over a set of rows. The result does not depend on order,
 // and the exact sum never overflows.
