@@ -1,17 +1,15 @@
 package extract
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/parquet-go/parquet-go"
 
+	"github.com/shopsphere/shardflow/internal/extract/extracttest"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
@@ -39,46 +37,7 @@ func (l lakeT) column(t *testing.T, dataKey, name string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return parquetColumn(t, b, name)
-}
-
-func parquetColumn(t *testing.T, b []byte, name string) []string {
-	t.Helper()
-	f, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, ok := f.Schema().Lookup(name)
-	if !ok {
-		t.Fatalf("no column %s in the file", name)
-	}
-	var out []string
-	for _, rg := range f.RowGroups() {
-		pages := rg.ColumnChunks()[leaf.ColumnIndex].Pages()
-		for {
-			p, err := pages.ReadPage()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			vals := make([]parquet.Value, p.NumValues())
-			n, err := p.Values().ReadValues(vals)
-			if err != nil && !errors.Is(err, io.EOF) {
-				t.Fatal(err)
-			}
-			for _, v := range vals[:n] {
-				if v.IsNull() {
-					out = append(out, "")
-				} else {
-					out = append(out, v.String())
-				}
-			}
-		}
-		pages.Close()
-	}
-	return out
+	return extracttest.ParquetColumn(t, b, name)
 }
 
 func (l lakeT) keys(t *testing.T, res *Result) map[string]bool {

@@ -12,6 +12,7 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/shopsphere/shardflow/internal/extract/extracttest"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/objstore/dir"
@@ -159,11 +160,11 @@ func TestFileWriterContract(t *testing.T) {
 			if err := fw.Close(); err != nil {
 				t.Fatal(err)
 			}
-			ids := parquetColumn(t, buf.Bytes(), "order_id")
+			ids := extracttest.ParquetColumn(t, buf.Bytes(), "order_id")
 			if len(ids) != 3 || ids[0] != row[0] {
 				t.Fatalf("order_id values %v", ids)
 			}
-			if v := parquetColumn(t, buf.Bytes(), "_lsn"); v[0] != "" {
+			if v := extracttest.ParquetColumn(t, buf.Bytes(), "_lsn"); v[0] != "" {
 				t.Fatalf("_lsn = %q, want NULL", v[0])
 			}
 		})

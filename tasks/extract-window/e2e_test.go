@@ -2,10 +2,8 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/parquet-go/parquet-go"
 
 	"github.com/shopsphere/shardflow/internal/dq"
 	"github.com/shopsphere/shardflow/internal/extract"
@@ -182,44 +179,4 @@ func window(start string, size time.Duration) extract.Window {
 		panic(err)
 	}
 	return extract.Window{Start: t0, End: t0.Add(size)}
-}
-
-// parquetStrings reads one column of a Parquet file as strings ("" for NULL).
-func parquetStrings(t *testing.T, b []byte, name string) []string {
-	t.Helper()
-	f, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, ok := f.Schema().Lookup(name)
-	if !ok {
-		t.Fatalf("no column %s in the file", name)
-	}
-	var out []string
-	for _, rg := range f.RowGroups() {
-		pages := rg.ColumnChunks()[leaf.ColumnIndex].Pages()
-		for {
-			p, err := pages.ReadPage()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			vals := make([]parquet.Value, p.NumValues())
-			n, err := p.Values().ReadValues(vals)
-			if err != nil && !errors.Is(err, io.EOF) {
-				t.Fatal(err)
-			}
-			for _, v := range vals[:n] {
-				if v.IsNull() {
-					out = append(out, "")
-				} else {
-					out = append(out, v.String())
-				}
-			}
-		}
-		pages.Close()
-	}
-	return out
 }

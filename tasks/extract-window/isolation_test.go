@@ -175,13 +175,13 @@ func TestPCINeverLands(t *testing.T) {
 			}
 			raw, _ := os.ReadFile(filepath.Join(e.lake, k))
 			for _, c := range []string{"card_number", "card_holder"} {
-				for _, v := range parquetStrings(t, raw, c) {
+				for _, v := range extracttest.ParquetColumn(t, raw, c) {
 					if v != "" && !strings.HasPrefix(v, "tok_"+e.reg.Tokenizer.KeyID+"_") {
 						t.Fatalf("%s: a %s value is not a token", k, c)
 					}
 				}
 			}
-			for _, v := range parquetStrings(t, raw, "card_last4") {
+			for _, v := range extracttest.ParquetColumn(t, raw, "card_last4") {
 				if v != "" && (len(v) != 4 || strings.Trim(v, "0123456789") != "") {
 					t.Fatalf("%s: a card_last4 value is not 4 digits", k)
 				}
@@ -250,7 +250,7 @@ func columnOf(t *testing.T, e *env, table, shard string, w extract.Window, col s
 	if err != nil {
 		t.Fatal(err)
 	}
-	return parquetStrings(t, b, col)
+	return extracttest.ParquetColumn(t, b, col)
 }
 
 func tableColumn(reg *registry.Registry, table, col string) (registry.Column, bool) {
