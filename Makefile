@@ -27,15 +27,15 @@ build: deps-go ## build every task binary into var/bin
 	@mkdir -p $(BIN)
 	go build -o $(BIN)/ ./tasks/...
 
-test: deps build $(TEST_TARGETS) ## run every test (Go, dbt, Airflow, CDC) against real services
+test: deps build lint $(TEST_TARGETS) ## go vet and gofmt, then every test (Go, dbt, Airflow, CDC) against real services
 
 demo: deps build ## run the pipeline on a local fleet (SHARDS=4 by default) and print what it did
 	SHARDS=$(SHARDS) bash test/demo.sh
 
 bench: deps build $(BENCH_TARGETS) ## measure throughput beside reference figures taken in the same run
 
-lint: deps-go ## go vet and gofmt
-	go vet ./...
+lint: deps-go ## go vet (the e2e build tags too) and gofmt
+	go vet -tags "cdce2e airflowe2e" ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 clean: ## stop local services and remove var/

@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -56,7 +55,11 @@ func New(t testing.TB, dags string, extra map[string]string) *Home {
 	bin := filepath.Join(root, "var", "venv", "airflow", "bin")
 	testenv.Need(t, filepath.Join(bin, "airflow"), "deps-airflow")
 	dir := t.TempDir()
-	port := freePort(t)
+	ports, err := testenv.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ports[0]
 	h := &Home{t: t, Dir: dir, Dags: dags, Port: port, bin: bin}
 	pw := fmt.Sprintf(`{%q: %q}`, User, Password)
 	if err := os.WriteFile(filepath.Join(dir, "passwords.json"), []byte(pw), 0o600); err != nil {
@@ -278,16 +281,6 @@ func (h *Home) stop() {
 		}
 	}
 	h.started = nil
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func fileExists(p string) bool {

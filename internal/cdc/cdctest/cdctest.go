@@ -10,7 +10,6 @@ package cdctest
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,7 +54,7 @@ func Start(t testing.TB) *Stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ports, err := freePorts(3)
+	ports, err := testenv.FreePorts(3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,27 +139,4 @@ func (s *Stack) dumpLogs(t testing.TB) {
 func (s *Stack) ConnectLog() string {
 	b, _ := os.ReadFile(filepath.Join(s.Dir, "connect", "connect.log"))
 	return string(b)
-}
-
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("free port: %w", err)
-		}
-		ls = append(ls, l)
-		p := l.Addr().(*net.TCPAddr).Port
-		if p >= 18000 && p < 20000 { // the default stacks' ranges
-			continue
-		}
-		ports = append(ports, p)
-	}
-	return ports, nil
 }

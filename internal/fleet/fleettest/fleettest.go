@@ -23,6 +23,7 @@ import (
 
 	"github.com/shopsphere/shardflow/internal/fleet"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/testenv"
 )
 
 // Start brings up one cluster per shard of reg and registers the cleanup. It fails the
@@ -46,7 +47,7 @@ func Start(t testing.TB, reg *registry.Registry) *fleet.Fleet {
 		if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 			t.Fatalf("fleettest: %v", err)
 		}
-		ports, err := freePorts(len(reg.Shards))
+		ports, err := testenv.FreePorts(len(reg.Shards))
 		if err != nil {
 			t.Fatalf("fleettest: %v", err)
 		}
@@ -121,30 +122,6 @@ func reapStale(ctx context.Context) {
 		_ = fleet.Down(ctx, filepath.Join(dir, "fleet"), true)
 		_ = os.RemoveAll(dir)
 	}
-}
-
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("free port: %w", err)
-		}
-		ls = append(ls, l)
-		p := l.Addr().(*net.TCPAddr).Port
-		if p >= fleet.DefaultBasePort && p < fleet.DefaultBasePort+100 {
-			i-- // the `make up` fleet's range: keep it free for it
-			continue
-		}
-		ports = append(ports, p)
-	}
-	return ports, nil
 }
 
 func portClash(err error) bool {

@@ -6,12 +6,9 @@ package s3test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,8 +32,7 @@ type Server struct {
 	Endpoint string // http://127.0.0.1:PORT
 	Why      string // set when the server could not start
 	dir      string
-	cmd      *exec.Cmd
-	log      *os.File
+	proc     *testenv.Process
 	seq      atomic.Int64
 }
 
@@ -59,14 +55,8 @@ func Start() *Server {
 		s.Why = err.Error()
 		return s
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := testenv.FreeAddr()
 	if err != nil {
-		s.Why = err.Error()
-		return s
-	}
-	addr := l.Addr().String()
-	l.Close()
-	if s.log, err = os.CreateTemp("", "versitygw-*.log"); err != nil {
 		s.Why = err.Error()
 		return s
 	}
@@ -80,11 +70,9 @@ func Start() *Server {
 			return s
 		}
 	}
-	s.cmd = exec.Command(bin, "--port", addr, "--quiet", "posix", "--sidecar", side, data)
-	s.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+AccessKey, "ROOT_SECRET_KEY="+SecretKey, "VGW_REGION="+Region)
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
+	s.proc, err = testenv.StartProcess("versitygw", bin, []string{"--port", addr, "--quiet", "posix", "--sidecar", side, data},
+		[]string{"ROOT_ACCESS_KEY=" + AccessKey, "ROOT_SECRET_KEY=" + SecretKey, "VGW_REGION=" + Region})
+	if err != nil {
 		s.Why = err.Error()
 		return s
 	}
@@ -115,20 +103,8 @@ func (s *Server) Client() *awss3.Client { return s.client(s.Endpoint) }
 // Stop kills the server and removes its directory. With VERSITYGW_KEEP_LOG set it keeps
 // the server's log and prints its path.
 func (s *Server) Stop() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		s.cmd.Wait()
-		s.cmd = nil
-	}
-	if s.log != nil {
-		s.log.Close()
-		if os.Getenv("VERSITYGW_KEEP_LOG") != "" {
-			fmt.Fprintln(os.Stderr, "versitygw log:", s.log.Name())
-		} else {
-			os.Remove(s.log.Name())
-		}
-		s.log = nil
-	}
+	s.proc.Stop()
+	s.proc = nil
 	if s.dir != "" {
 		os.RemoveAll(s.dir)
 		s.dir = ""

@@ -9,10 +9,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,8 +22,7 @@ import (
 type Server struct {
 	Addr string
 	Why  string // set when the server could not start
-	cmd  *exec.Cmd
-	log  *os.File
+	proc *testenv.Process
 	seq  atomic.Int64
 }
 
@@ -44,22 +41,13 @@ func Start() *Server {
 		s.Why = bin + " is missing: run `make deps-fakesnow`"
 		return s
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := testenv.FreePorts(1)
 	if err != nil {
 		s.Why = err.Error()
 		return s
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	s.log, err = os.CreateTemp("", "fakesnow-*.log")
-	if err != nil {
-		s.Why = err.Error()
-		return s
-	}
-	s.cmd = exec.Command(bin, "-s", "--host", "127.0.0.1", "-p", fmt.Sprint(port))
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
+	port := ports[0]
+	if s.proc, err = testenv.StartProcess("fakesnow", bin, []string{"-s", "--host", "127.0.0.1", "-p", fmt.Sprint(port)}, nil); err != nil {
 		s.Why = err.Error()
 		return s
 	}
@@ -79,20 +67,8 @@ func Start() *Server {
 // Stop kills the server. With FAKESNOW_KEEP_LOG set it keeps the server's log and prints
 // its path.
 func (s *Server) Stop() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		s.cmd.Wait()
-		s.cmd = nil
-	}
-	if s.log != nil {
-		s.log.Close()
-		if os.Getenv("FAKESNOW_KEEP_LOG") != "" {
-			fmt.Fprintln(os.Stderr, "fakesnow log:", s.log.Name())
-		} else {
-			os.Remove(s.log.Name())
-		}
-		s.log = nil
-	}
+	s.proc.Stop()
+	s.proc = nil
 }
 
 // Need skips the test (under CI: fails it) when the server is not running.
