@@ -10,6 +10,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/airflow"
 	"github.com/shopsphere/shardflow/internal/dagen"
 	"github.com/shopsphere/shardflow/internal/exitcode"
+	"github.com/shopsphere/shardflow/internal/extract"
 )
 
 func init() {
@@ -24,7 +25,8 @@ into consecutive runs. Run ids are deterministic,
 shardflow-backfill__<shard>__<table>__<from>__<to> (Airflow refuses manual run ids
 starting with backfill__, its own backfills' prefix), so triggering the same range
 again reports the existing run instead of starting a second one; re-running a backfill
-is idempotent anyway (same keys, file-level loads).
+is idempotent anyway (same keys, file-level loads). --dry-run prints the runs and
+needs no Airflow.
 Example:
   shardctl backfill --shard s02 --table orders --from 2026-11-20T00:00Z --to 2026-11-21T00:00Z` + airflowHelp,
 		Run: runBackfill,
@@ -40,11 +42,11 @@ func runBackfill(ctx context.Context, env Env, args []string) error {
 	table := fs.String("table", "all", "table name, or all")
 	from := fs.String("from", "", "first window start, RFC 3339 (UTC)")
 	to := fs.String("to", "", "end of the range, exclusive, RFC 3339 (UTC)")
-	dry := fs.Bool("dry-run", false, "print the runs, trigger nothing")
+	dry := fs.Bool("dry-run", false, "print the runs, trigger nothing (no Airflow needed)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	r, cl, err := af.open(env)
+	r, e, err := loadEnvironment(env)
 	if err != nil {
 		return err
 	}
@@ -68,6 +70,12 @@ func runBackfill(ctx context.Context, env Env, args []string) error {
 	}
 	if !t1.After(t0) {
 		return exitcode.Errorf(exitcode.Usage, "backfill: --to %s is not after --from %s", *to, *from)
+	}
+	var cl *airflow.Client
+	if !*dry { // a dry run needs no Airflow: it prints what would be triggered
+		if cl, err = af.client(env, e); err != nil {
+			return err
+		}
 	}
 	per := time.Duration(dagen.MaxBackfillWindows/tables) * w
 	dagID := dagen.DAGID(r.Fleet, dagen.Backfill)
@@ -100,16 +108,14 @@ func runBackfill(ctx context.Context, env Env, args []string) error {
 	return nil
 }
 
-// parseInstant reads RFC 3339 (seconds optional) and checks it is aligned to window.
+// parseInstant reads a window bound (extract.ParseTime) and checks it is aligned to window.
 func parseInstant(flagName, s string, window time.Duration) (time.Time, error) {
-	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04Z07:00"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			t = t.UTC()
-			if t.Truncate(window) != t {
-				return time.Time{}, exitcode.Errorf(exitcode.Usage, "backfill: %s %s is not aligned to extract.window %s", flagName, s, window)
-			}
-			return t, nil
-		}
+	t, err := extract.ParseTime(s)
+	if err != nil {
+		return time.Time{}, exitcode.Errorf(exitcode.Usage, "backfill: %s: %v", flagName, err)
 	}
-	return time.Time{}, exitcode.Errorf(exitcode.Usage, "backfill: %s %q is not an RFC 3339 time", flagName, s)
+	if t.Truncate(window) != t {
+		return time.Time{}, exitcode.Errorf(exitcode.Usage, "backfill: %s %s is not aligned to extract.window %s", flagName, s, window)
+	}
+	return t, nil
 }

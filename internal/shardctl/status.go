@@ -58,6 +58,19 @@ func (a *airflowFlags) add(fs *flag.FlagSet) {
 
 // open loads the registry and returns it with a client of the environment's Airflow.
 func (a *airflowFlags) open(env Env) (*registry.Registry, *airflow.Client, error) {
+	r, e, err := loadEnvironment(env)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := a.client(env, e)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, c, nil
+}
+
+// loadEnvironment loads shards.yaml and the environment env names.
+func loadEnvironment(env Env) (*registry.Registry, *registry.Environment, error) {
 	r, err := registry.Load(env.Registry)
 	if err != nil {
 		return nil, nil, exitcode.Wrap(exitcode.Usage, err)
@@ -66,6 +79,12 @@ func (a *airflowFlags) open(env Env) (*registry.Registry, *airflow.Client, error
 	if err != nil {
 		return nil, nil, exitcode.Wrap(exitcode.Usage, err)
 	}
+	return r, e, nil
+}
+
+// client is the Airflow REST client of environment e: its URL (or --airflow-url), its
+// token variable, or SHARDFLOW_AIRFLOW_USERNAME/PASSWORD for /auth/token.
+func (a *airflowFlags) client(env Env, e *registry.Environment) (*airflow.Client, error) {
 	cfg := airflow.Config{URL: e.Airflow.URL, Username: env.Vars["SHARDFLOW_AIRFLOW_USERNAME"], Password: env.Vars["SHARDFLOW_AIRFLOW_PASSWORD"]}
 	if a.url != "" {
 		cfg.URL = a.url
@@ -74,13 +93,13 @@ func (a *airflowFlags) open(env Env) (*registry.Registry, *airflow.Client, error
 		cfg.Token = env.Vars[e.Airflow.Token.Env]
 	}
 	if cfg.URL == "" {
-		return nil, nil, exitcode.Errorf(exitcode.Usage, "environments.%s.airflow.url is not set (or give --airflow-url)", env.Name)
+		return nil, exitcode.Errorf(exitcode.Usage, "environments.%s.airflow.url is not set (or give --airflow-url)", env.Name)
 	}
 	c, err := airflow.New(cfg)
 	if err != nil {
-		return nil, nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("%w (token variable %s)", err, e.Airflow.Token.Env))
+		return nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("%w (token variable %s)", err, e.Airflow.Token.Env))
 	}
-	return r, c, nil
+	return c, nil
 }
 
 // apiErr maps a client error to an exit code: unreachable or a server error is

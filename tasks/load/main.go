@@ -15,6 +15,7 @@ import (
 
 	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/exitcode"
+	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/load"
 	"github.com/shopsphere/shardflow/internal/objstore/backend"
@@ -112,26 +113,16 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 		return nil, exitcode.Errorf(exitcode.Usage, "give --shard, --table, --window-start and --window-end, or --all")
 	}
 	var err error
-	if o.start, err = parseTime(start); err != nil {
+	if o.start, err = extract.ParseTime(start); err != nil {
 		return nil, exitcode.Errorf(exitcode.Usage, "--window-start: %v", err)
 	}
-	if o.end, err = parseTime(end); err != nil {
+	if o.end, err = extract.ParseTime(end); err != nil {
 		return nil, exitcode.Errorf(exitcode.Usage, "--window-end: %v", err)
 	}
 	if !o.end.After(o.start) {
 		return nil, exitcode.Errorf(exitcode.Usage, "--window-end %s is not after --window-start %s", end, start)
 	}
 	return &o, nil
-}
-
-// parseTime reads RFC 3339, also without seconds (2026-11-24T10:00Z).
-func parseTime(s string) (time.Time, error) {
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04Z07:00"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC(), nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", s)
 }
 
 func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
