@@ -268,6 +268,13 @@ type Trigger struct {
 	Note              string
 }
 
+// GetJSON reads any API path as the client's user and decodes the answer into out: the
+// routes this client has no method for (the UI's deadline routes, e.g.
+// /ui/dags/{dag_id}/dagRuns/{run_id}/deadlines, read by the e2e test).
+func (c *Client) GetJSON(ctx context.Context, path string, out any) error {
+	return c.do(ctx, http.MethodGet, path, nil, nil, out)
+}
+
 // GetDAG reads a DAG (is it paused?).
 func (c *Client) GetDAG(ctx context.Context, dagID string) (DAG, error) {
 	var d DAG

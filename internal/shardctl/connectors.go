@@ -80,12 +80,12 @@ func runConnectors(ctx context.Context, env Env, args []string) error {
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return exitcode.Errorf(exitcode.Usage, "connectors %s: unexpected argument %q", sub, fs.Arg(0))
+	if err := noArgs(fs, "connectors "+sub); err != nil {
+		return err
 	}
-	reg, err := registry.Load(env.Registry)
+	reg, err := loadRegistry(env)
 	if err != nil {
-		return exitcode.Wrap(exitcode.Usage, err)
+		return err
 	}
 	switch sub {
 	case "render":

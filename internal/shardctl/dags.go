@@ -7,7 +7,6 @@ import (
 	"github.com/shopsphere/shardflow/internal/dagen"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/genfile"
-	"github.com/shopsphere/shardflow/internal/registry"
 )
 
 func init() {
@@ -48,12 +47,12 @@ func runGenDags(_ context.Context, env Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return exitcode.Errorf(exitcode.Usage, "gen-dags: unexpected argument %q", fs.Arg(0))
+	if err := noArgs(fs, "gen-dags"); err != nil {
+		return err
 	}
-	r, err := registry.Load(env.Registry)
+	r, err := loadRegistry(env)
 	if err != nil {
-		return exitcode.Wrap(exitcode.Usage, err)
+		return err
 	}
 	set, err := dagen.Render(r, opt, *dir)
 	if err != nil {

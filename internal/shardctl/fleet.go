@@ -61,8 +61,8 @@ func runFleet(ctx context.Context, env Env, args []string) error {
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return exitcode.Errorf(exitcode.Usage, "fleet %s: unexpected argument %q", sub, fs.Arg(0))
+	if err := noArgs(fs, "fleet "+sub); err != nil {
+		return err
 	}
 	switch sub {
 	case "up":

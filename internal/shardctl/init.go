@@ -55,8 +55,8 @@ func runInit(_ context.Context, env Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return exitcode.Errorf(exitcode.Usage, "init: unexpected argument %q", fs.Arg(0))
+	if err := noArgs(fs, "init"); err != nil {
+		return err
 	}
 	base, err := os.ReadFile(*from)
 	if err != nil {

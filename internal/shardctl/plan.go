@@ -98,12 +98,12 @@ func runPlan(_ context.Context, env Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return exitcode.Errorf(exitcode.Usage, "plan: unexpected argument %q", fs.Arg(0))
+	if err := noArgs(fs, "plan"); err != nil {
+		return err
 	}
-	cur, err := registry.Load(env.Registry)
+	cur, err := loadRegistry(env)
 	if err != nil {
-		return exitcode.Wrap(exitcode.Usage, err)
+		return err
 	}
 	base, baseName, err := loadBase(env.Registry, *basePath)
 	if err != nil {
@@ -199,12 +199,12 @@ func runGenerate(_ context.Context, env Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return exitcode.Errorf(exitcode.Usage, "generate: unexpected argument %q", fs.Arg(0))
+	if err := noArgs(fs, "generate"); err != nil {
+		return err
 	}
-	reg, err := registry.Load(env.Registry)
+	reg, err := loadRegistry(env)
 	if err != nil {
-		return exitcode.Wrap(exitcode.Usage, err)
+		return err
 	}
 	sets, err := generated(reg, *root)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/genfile"
-	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/seed"
 )
 
@@ -37,12 +36,12 @@ func runGenSeeds(_ context.Context, env Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return exitcode.Errorf(exitcode.Usage, "gen-seeds: unexpected argument %q", fs.Arg(0))
+	if err := noArgs(fs, "gen-seeds"); err != nil {
+		return err
 	}
-	r, err := registry.Load(env.Registry)
+	r, err := loadRegistry(env)
 	if err != nil {
-		return exitcode.Wrap(exitcode.Usage, err)
+		return err
 	}
 	set, err := seed.Render(r, *dir)
 	if err != nil {

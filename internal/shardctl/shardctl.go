@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
+	"github.com/shopsphere/shardflow/internal/registry"
 )
 
 // Env is what main read from the process environment; internal code never reads it.
@@ -108,6 +109,25 @@ func newFlags(c Command, env Env) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// noArgs refuses positional arguments left after the flags; what names the command
+// in the error (e.g. "plan", "connectors apply").
+func noArgs(fs *flag.FlagSet, what string) error {
+	if fs.NArg() > 0 {
+		return exitcode.Errorf(exitcode.Usage, "%s: unexpected argument %q", what, fs.Arg(0))
+	}
+	return nil
+}
+
+// loadRegistry loads env.Registry; a file that does not parse or validate is a usage
+// error (exit 2) listing every problem.
+func loadRegistry(env Env) (*registry.Registry, error) {
+	r, err := registry.Load(env.Registry)
+	if err != nil {
+		return nil, exitcode.Wrap(exitcode.Usage, err)
+	}
+	return r, nil
 }
 
 // parseFlags parses args and maps a flag error to the usage exit code. After -h it

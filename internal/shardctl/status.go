@@ -71,9 +71,9 @@ func (a *airflowFlags) open(env Env) (*registry.Registry, *airflow.Client, error
 
 // loadEnvironment loads shards.yaml and the environment env names.
 func loadEnvironment(env Env) (*registry.Registry, *registry.Environment, error) {
-	r, err := registry.Load(env.Registry)
+	r, err := loadRegistry(env)
 	if err != nil {
-		return nil, nil, exitcode.Wrap(exitcode.Usage, err)
+		return nil, nil, err
 	}
 	e, err := r.Environment(env.Name)
 	if err != nil {
@@ -198,9 +198,9 @@ func worst(errs []error) error {
 
 // statusCDC is the cdc section of status, with the environment's defaults.
 func statusCDC(ctx context.Context, env Env) error {
-	r, err := registry.Load(env.Registry)
+	r, err := loadRegistry(env)
 	if err != nil {
-		return exitcode.Wrap(exitcode.Usage, err)
+		return err
 	}
 	target, err := r.Environment(env.Name)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
-	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/workload"
 )
 
@@ -49,12 +48,12 @@ func runTraffic(ctx context.Context, env Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return exitcode.Errorf(exitcode.Usage, "traffic: unexpected argument %q", fs.Arg(0))
+	if err := noArgs(fs, "traffic"); err != nil {
+		return err
 	}
-	reg, err := registry.Load(env.Registry)
+	reg, err := loadRegistry(env)
 	if err != nil {
-		return exitcode.Wrap(exitcode.Usage, err)
+		return err
 	}
 	cfg := workload.Config{Registry: reg, Seed: *seed, Orders: *orders, Duration: *duration, Rate: *rate,
 		Writers: *writers, Customers: *customers,

@@ -12,9 +12,7 @@ package airflowtest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -189,45 +187,13 @@ func (h *Home) Client() (*airflow.Client, error) {
 	return airflow.New(airflow.Config{URL: h.URL(), Username: User, Password: Password, RetryMax: 1})
 }
 
-// GetJSON reads an API path as User (the UI routes too, e.g.
-// /ui/dags/{dag_id}/dagRuns/{run_id}/deadlines, which the client does not cover) and
-// decodes the answer into out.
+// GetJSON reads an API path as User (the UI routes too) through the client.
 func (h *Home) GetJSON(ctx context.Context, path string, out any) error {
-	cred, _ := json.Marshal(map[string]string{"username": User, "password": Password})
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := h.call(ctx, http.MethodPost, "/auth/token", "", bytes.NewReader(cred), &tok); err != nil {
-		return err
-	}
-	return h.call(ctx, http.MethodGet, path, tok.AccessToken, nil, out)
-}
-
-func (h *Home) call(ctx context.Context, method, path, token string, body io.Reader, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, h.URL()+path, body)
+	c, err := h.Client()
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("airflowtest %s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("airflowtest %s %s: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("airflowtest %s %s: %d %s", method, path, resp.StatusCode, data)
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("airflowtest %s %s: decode %q: %w", method, path, data, err)
-	}
-	return nil
+	return c.GetJSON(ctx, path, out)
 }
 
 // Logs returns the tails of the service logs.
