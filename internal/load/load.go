@@ -107,19 +107,21 @@ func (l *Loader) LoadWindow(ctx context.Context, table, shard string, start, end
 // key order. A failing file does not stop the others (shard isolation); the error
 // returned joins every failure, with the exit code of the worst (1 over 75).
 func (l *Loader) LoadAll(ctx context.Context, f Filter) ([]Summary, error) {
-	var keys []string
-	known := map[string]string{}
-	prefixes := l.prefixes(f)
-	for _, prefix := range prefixes {
+	var keys, landed []string
+	for _, prefix := range l.prefixes(f) {
 		k, err := l.Store.List(ctx, prefix)
 		if err != nil {
 			return nil, objstore.Classify(fmt.Errorf("list %s: %w", prefix, err))
 		}
 		keys = append(keys, k...)
-		if len(prefixes) > 1 && len(k) == 0 {
-			continue // nothing landed there: no history to read
+		if len(k) > 0 {
+			landed = append(landed, prefix)
 		}
-		if err := l.addKnown(ctx, warehouse.HistoryFilter{Table: f.Table, Shard: f.Shard, Prefix: prefix}, known); err != nil {
+	}
+	known := map[string]string{}
+	if len(landed) > 0 { // one history query for every prefix that holds files
+		var err error
+		if known, err = l.known(ctx, warehouse.HistoryFilter{Table: f.Table, Shard: f.Shard, Prefixes: landed}); err != nil {
 			return nil, err
 		}
 	}
@@ -253,20 +255,15 @@ func shardOf(key string) string {
 
 // known is the data_sha256 of every loaded key that matches f.
 func (l *Loader) known(ctx context.Context, f warehouse.HistoryFilter) (map[string]string, error) {
-	out := map[string]string{}
-	return out, l.addKnown(ctx, f, out)
-}
-
-// addKnown adds the load history entries that match f to known (data key → sha256).
-func (l *Loader) addKnown(ctx context.Context, f warehouse.HistoryFilter, known map[string]string) error {
 	h, err := l.Warehouse.History(ctx, f)
 	if err != nil {
-		return classify(err)
+		return nil, classify(err)
 	}
+	out := make(map[string]string, len(h))
 	for _, e := range h {
-		known[e.FileKey] = e.DataSHA256
+		out[e.FileKey] = e.DataSHA256
 	}
-	return nil
+	return out, nil
 }
 
 // loadOne loads the file of one manifest key and counts it in s.

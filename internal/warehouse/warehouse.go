@@ -61,10 +61,13 @@ type HistoryEntry struct {
 
 // HistoryFilter selects history entries; empty fields match everything.
 type HistoryFilter struct {
-	Table  string
-	Shard  string
-	Key    string // one data key
-	Prefix string // data keys that start with it (a landing prefix, e.g. one day of a shard)
+	Table string
+	Shard string
+	Key   string // one data key
+	// Prefixes, when not empty, keeps the data keys that start with one of them (landing
+	// prefixes, e.g. the days of each shard a CDC micro-batch lists): one query
+	// however many prefixes, taken literally (not LIKE patterns).
+	Prefixes []string
 }
 
 // Warehouse loads landed files into raw tables.

@@ -263,8 +263,15 @@ func (w *Warehouse) LoadFile(ctx context.Context, f warehouse.File) (res warehou
 // History implements warehouse.Warehouse.
 func (w *Warehouse) History(ctx context.Context, f warehouse.HistoryFilter) ([]warehouse.HistoryEntry, error) {
 	q := `SELECT file_key, table_name, shard, source, rows, checksum, data_sha256, loaded_at FROM ` + Schema + `.` + warehouse.HistoryTable +
-		` WHERE (? = '' OR table_name = ?) AND (? = '' OR shard = ?) AND (? = '' OR file_key = ?) AND (? = '' OR starts_with(file_key, ?)) ORDER BY file_key`
-	rows, err := w.db.QueryContext(ctx, q, f.Table, f.Table, f.Shard, f.Shard, f.Key, f.Key, f.Prefix, f.Prefix)
+		` WHERE (? = '' OR table_name = ?) AND (? = '' OR shard = ?) AND (? = '' OR file_key = ?)`
+	args := []any{f.Table, f.Table, f.Shard, f.Shard, f.Key, f.Key}
+	if len(f.Prefixes) > 0 {
+		q += " AND (" + strings.TrimSuffix(strings.Repeat("starts_with(file_key, ?) OR ", len(f.Prefixes)), " OR ") + ")"
+		for _, p := range f.Prefixes {
+			args = append(args, p)
+		}
+	}
+	rows, err := w.db.QueryContext(ctx, q+" ORDER BY file_key", args...)
 	if err != nil {
 		return nil, fmt.Errorf("read load history: %w", err)
 	}

@@ -321,8 +321,12 @@ func (w *Warehouse) History(ctx context.Context, f warehouse.HistoryFilter) ([]w
 	if f.Key != "" {
 		q += " AND file_key = " + lit(f.Key)
 	}
-	if f.Prefix != "" {
-		q += " AND STARTSWITH(file_key, " + lit(f.Prefix) + ")"
+	if len(f.Prefixes) > 0 {
+		starts := make([]string, len(f.Prefixes))
+		for i, p := range f.Prefixes {
+			starts[i] = "STARTSWITH(file_key, " + lit(p) + ")"
+		}
+		q += " AND (" + strings.Join(starts, " OR ") + ")"
 	}
 	rows, err := w.db.QueryContext(ctx, q+" ORDER BY file_key")
 	if err != nil {

@@ -299,11 +299,15 @@ func Run(t *testing.T, open Open) {
 			t.Fatalf("history of payments: %+v, want none", h)
 		}
 		// a prefix selects by key start, with the key's '_' and '/' taken literally
-		if h := e.history(warehouse.HistoryFilter{Prefix: landing.ShardPrefix("orders", landing.Batch, "s01")}); len(h) != 1 || h[0].FileKey != b.Manifest.DataKey {
+		if h := e.history(warehouse.HistoryFilter{Prefixes: []string{landing.ShardPrefix("orders", landing.Batch, "s01")}}); len(h) != 1 || h[0].FileKey != b.Manifest.DataKey {
 			t.Fatalf("history under s01's prefix: %+v", h)
 		}
-		if h := e.history(warehouse.HistoryFilter{Prefix: "landing/orders/source=batch/shard=s0_/"}); len(h) != 0 {
+		if h := e.history(warehouse.HistoryFilter{Prefixes: []string{"landing/orders/source=batch/shard=s0_/"}}); len(h) != 0 {
 			t.Fatalf("history under a prefix with '_': %+v, want none (not a LIKE pattern)", h)
+		}
+		both := []string{landing.ShardPrefix("orders", landing.Batch, "s00"), landing.ShardPrefix("orders", landing.Batch, "s01")}
+		if h := e.history(warehouse.HistoryFilter{Prefixes: both}); len(h) != 2 || h[0].FileKey != a.Manifest.DataKey || h[1].FileKey != b.Manifest.DataKey {
+			t.Fatalf("history under s00's and s01's prefixes: %+v, want both keys in key order", h)
 		}
 		cols, err := e.checker().StringColumns(e.ctx)
 		if err != nil {
