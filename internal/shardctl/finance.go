@@ -71,13 +71,9 @@ func runFinance(ctx context.Context, env Env, args []string) error {
 	if err := noArgs(fs, "finance "+sub); err != nil {
 		return err
 	}
-	reg, err := loadRegistry(env)
+	_, target, err := loadEnvironment(env)
 	if err != nil {
 		return err
-	}
-	target, err := reg.Environment(env.Name)
-	if err != nil {
-		return exitcode.Wrap(exitcode.Usage, err)
 	}
 	d, cleanup, err := newDBT(*bin, *project, target.Warehouse, env, *verbose)
 	if err != nil {

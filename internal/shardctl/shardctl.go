@@ -130,6 +130,19 @@ func loadRegistry(env Env) (*registry.Registry, error) {
 	return r, nil
 }
 
+// loadEnvironment loads shards.yaml and the environment env names.
+func loadEnvironment(env Env) (*registry.Registry, *registry.Environment, error) {
+	r, err := loadRegistry(env)
+	if err != nil {
+		return nil, nil, err
+	}
+	e, err := r.Environment(env.Name)
+	if err != nil {
+		return nil, nil, exitcode.Wrap(exitcode.Usage, err)
+	}
+	return r, e, nil
+}
+
 // parseFlags parses args and maps a flag error to the usage exit code. After -h it
 // returns flag.ErrHelp, which a command returns as is and Run treats as success.
 func parseFlags(fs *flag.FlagSet, args []string) error {

@@ -69,19 +69,6 @@ func (a *airflowFlags) open(env Env) (*registry.Registry, *airflow.Client, error
 	return r, c, nil
 }
 
-// loadEnvironment loads shards.yaml and the environment env names.
-func loadEnvironment(env Env) (*registry.Registry, *registry.Environment, error) {
-	r, err := loadRegistry(env)
-	if err != nil {
-		return nil, nil, err
-	}
-	e, err := r.Environment(env.Name)
-	if err != nil {
-		return nil, nil, exitcode.Wrap(exitcode.Usage, err)
-	}
-	return r, e, nil
-}
-
 // client is the Airflow REST client of environment e: its URL (or --airflow-url), its
 // token variable, or SHARDFLOW_AIRFLOW_USERNAME/PASSWORD for /auth/token.
 func (a *airflowFlags) client(env Env, e *registry.Environment) (*airflow.Client, error) {
@@ -198,13 +185,9 @@ func worst(errs []error) error {
 
 // statusCDC is the cdc section of status, with the environment's defaults.
 func statusCDC(ctx context.Context, env Env) error {
-	r, err := loadRegistry(env)
+	r, target, err := loadEnvironment(env)
 	if err != nil {
 		return err
-	}
-	target, err := r.Environment(env.Name)
-	if err != nil {
-		return exitcode.Wrap(exitcode.Usage, err)
 	}
 	if target.Kafka.ConnectURL == "" {
 		return exitcode.Errorf(exitcode.Usage, "environment %s has no kafka.connect_url", env.Name)
