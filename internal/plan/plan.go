@@ -128,67 +128,141 @@ func rangesOrNone(rs []registry.Range) string {
 
 func (p *Plan) moves(base, cur *registry.Registry, now time.Time) {
 	n := min(len(base.Moves), len(cur.Moves))
+	recorded := map[int]bool{} // moves pending in base and recorded in cur
 	for i := 0; i < n; i++ {
-		if !reflect.DeepEqual(base.Moves[i], cur.Moves[i]) {
-			p.change("move %d edited: %s → %s", i, describeMove(base.Moves[i]), describeMove(cur.Moves[i]))
-			p.find(Error, fmt.Sprintf("moves[%d]", i), "a past move was edited: ownership history is rewritten, so changes already loaded count differently and pinned finance runs stop verifying (append a new move instead)")
+		was, is := base.Moves[i], cur.Moves[i]
+		if reflect.DeepEqual(was, is) {
+			continue
 		}
+		if was.Pending() && !is.Pending() && sameMove(was, is) {
+			recorded[i] = true
+			p.change("move %d recorded: %s", is.Epoch, describeMove(is))
+			if is.Fence == nil {
+				p.find(Warning, fmt.Sprintf("moves[%d].cutover", i), "recorded by hand with one instant, judged by both shards' clocks: record it with `shardctl move cutover`, which writes each shard's own fence marker (docs/decisions/0017)")
+			}
+			continue
+		}
+		p.change("move %d edited: %s → %s", i, describeMove(was), describeMove(is))
+		p.find(Error, fmt.Sprintf("moves[%d]", i), "a past move was edited: ownership history is rewritten, so changes already loaded count differently and pinned finance runs stop verifying (append a new move instead)")
 	}
 	for i := n; i < len(base.Moves); i++ {
 		p.change("move %d removed: %s", i, describeMove(base.Moves[i]))
 		p.find(Error, fmt.Sprintf("moves[%d]", i), "a move was removed: ownership history is rewritten (append a move back instead)")
 	}
 	for i := n; i < len(cur.Moves); i++ {
-		p.change("move added: %s", describeMove(cur.Moves[i]))
+		m := cur.Moves[i]
+		p.change("move added: %s", describeMove(m))
+		switch {
+		case m.Pending():
+			p.moveSteps(cur, m)
+		case m.Fence != nil:
+			p.find(Error, fmt.Sprintf("moves[%d].fence", i), "a move recorded without being declared first: while it ran, landing judged %s's changes by the registry alone and dropped those after its switch (declare it pending with `shardctl move plan --write`, deploy, then `shardctl move start`)", m.To)
+		default:
+			p.find(Warning, fmt.Sprintf("moves[%d].cutover", i), "a hand-recorded cutover is judged by both shards' clocks, and nothing fences writes at it; use `shardctl move` (docs/runbooks/split-a-shard.md)")
+		}
 	}
-	p.pastOwnership(base, cur, now)
+	p.pastOwnership(base, cur, now, recorded)
 }
 
-// pastOwnership reports buckets whose owner at some instant before now differs between
-// base and cur: history the warehouse already counted by. It checks every bucket at
-// the start of time, just before and at every cutover of either registry that is not
-// after now, and at now.
-func (p *Plan) pastOwnership(base, cur *registry.Registry, now time.Time) {
+// sameMove reports whether two versions of a move are the same move (the recording
+// only adds its cutover or fence).
+func sameMove(a, b registry.Move) bool {
+	return a.Epoch == b.Epoch && a.From == b.From && a.To == b.To && registry.FormatRanges(a.Buckets) == registry.FormatRanges(b.Buckets)
+}
+
+// moveSteps lists what a declared move needs before and after `shardctl move`.
+func (p *Plan) moveSteps(cur *registry.Registry, m registry.Move) {
+	to, _ := cur.Shard(m.To)
+	steps := []string{
+		fmt.Sprintf("move %d (%s → %s, buckets %s) is declared pending; before `shardctl move start %d`:", m.Epoch, m.From, m.To, registry.FormatRanges(m.Buckets), m.Epoch),
+	}
+	if to.State == registry.StateOnboarding {
+		steps = append(steps,
+			fmt.Sprintf("  - %s: create the cluster with the shard schema (local: `shardctl fleet up`), the roles and the secrets %s, %s, %s", to.ID, to.Connection.Extract.Env, to.Connection.Replication.Env, to.Connection.Admin.Env),
+			fmt.Sprintf("  - %s: `shardctl connectors apply` (its Debezium connector and slot)", to.ID))
+	}
+	steps = append(steps,
+		"  - `shardctl generate` (DAGs, connector configs, dbt seeds), commit, deploy the DAGs and the task image, `dbt seed` in the warehouse",
+		fmt.Sprintf("  - then `shardctl move start|cutover|verify|cleanup %d`; cutover writes the fence into shards.yaml: commit that as the next change", m.Epoch))
+	p.Changes = append(p.Changes, steps...)
+}
+
+// pastOwnership reports buckets some shard owned differently, at some instant before
+// now, in base and in cur: history the warehouse already counted by. It checks every
+// shard and bucket at the start of time, just before and at every cutover and fence
+// marker of either registry that is not after now, and at now. A move recorded by this
+// edit changes its shards' ownership from their markers on, as landing already judged
+// by them: those instants are not a change of the past.
+func (p *Plan) pastOwnership(base, cur *registry.Registry, now time.Time, recorded map[int]bool) {
 	if base.Routing.Buckets != cur.Routing.Buckets {
 		return // reported as a routing error
 	}
 	instants := []time.Time{{}, now}
 	for _, r := range []*registry.Registry{base, cur} {
 		for _, m := range r.Moves {
-			if !m.Cutover.After(now) {
-				instants = append(instants, m.Cutover.Add(-time.Nanosecond), m.Cutover)
+			for _, t := range []time.Time{m.SourceEnd(), m.TargetBegin()} {
+				if !m.Pending() && !t.After(now) {
+					instants = append(instants, t.Add(-time.Nanosecond), t)
+				}
 			}
 		}
 	}
 	sort.Slice(instants, func(i, j int) bool { return instants[i].Before(instants[j]) })
-	for _, t := range instants {
-		type owners struct{ was, is string }
-		var changed []int
-		var first owners
-		for b := 0; b < cur.Routing.Buckets; b++ {
-			was, _ := base.OwnerAt(b, t)
-			is, _ := cur.OwnerAt(b, t)
-			if was != is {
-				if len(changed) == 0 {
-					first = owners{was, is}
-				}
-				changed = append(changed, b)
+	exempt := func(b int, t time.Time) bool {
+		for i := range recorded {
+			m := cur.Moves[i]
+			if m.Contains(b) && !t.Before(minTime(m.SourceEnd(), m.TargetBegin())) {
+				return true
 			}
 		}
-		if len(changed) > 0 {
+		return false
+	}
+	for _, t := range instants {
+		for _, s := range cur.Shards {
+			if _, ok := base.Shard(s.ID); !ok {
+				continue // a new shard has no past
+			}
+			var changed []int
+			for b := 0; b < cur.Routing.Buckets; b++ {
+				if base.Owns(s.ID, b, t) != cur.Owns(s.ID, b, t) && !exempt(b, t) {
+					changed = append(changed, b)
+				}
+			}
+			if len(changed) == 0 {
+				continue
+			}
 			at := "since the beginning"
 			if !t.IsZero() {
 				at = "at " + t.UTC().Format(time.RFC3339Nano)
 			}
-			p.find(Error, "moves", "ownership of the past changes: buckets %s %s (bucket %d: %s → %s); changes already loaded would count differently and pinned finance runs would stop verifying (a move's cutover must be in the future; never edit the initial assignment)",
-				registry.FormatRanges(registry.Ranges(changed)), at, changed[0], first.was, first.is)
+			was, is := "did not own", "owns"
+			if base.Owns(s.ID, changed[0], t) {
+				was, is = "owned", "does not own"
+			}
+			p.find(Error, "moves", "ownership of the past changes: shard %s, buckets %s %s (bucket %d: %s before, %s now); changes already loaded would count differently and pinned finance runs would stop verifying (a move's cutover must be in the future; never edit the initial assignment)",
+				s.ID, registry.FormatRanges(registry.Ranges(changed)), at, changed[0], was, is)
 			return
 		}
 	}
 }
 
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
 func describeMove(m registry.Move) string {
-	return fmt.Sprintf("epoch %d, buckets %s, %s → %s at %s", m.Epoch, registry.FormatRanges(m.Buckets), m.From, m.To, m.Cutover.UTC().Format(time.RFC3339))
+	head := fmt.Sprintf("epoch %d, buckets %s, %s → %s", m.Epoch, registry.FormatRanges(m.Buckets), m.From, m.To)
+	switch {
+	case m.Pending():
+		return head + ", pending"
+	case m.Fence != nil:
+		return fmt.Sprintf("%s, fenced: %s at %s (%s), %s at %s (%s), each on its own clock", head,
+			m.From, m.Fence.From.At.UTC().Format(time.RFC3339Nano), m.Fence.From.LSN, m.To, m.Fence.To.At.UTC().Format(time.RFC3339Nano), m.Fence.To.LSN)
+	}
+	return head + " at " + m.Cutover.UTC().Format(time.RFC3339)
 }
 
 func (p *Plan) tables(base, cur *registry.Registry) {

@@ -62,6 +62,34 @@ func moveTo04(cutover string) string {
 	return firstMove + "  - epoch: 2\n    buckets: [\"3840-4095\"]\n    from: s03\n    to: s04\n    cutover: " + cutover + "\n"
 }
 
+const pending = "  - epoch: 2\n    buckets: [\"3840-4095\"]\n    from: s03\n    to: s04\n"
+
+// fence: s03's marker 1.2 s before s04's on their own clocks, both before `now`.
+const fence = "    fence:\n      from: {at: 2026-11-30T10:00:01.5Z, lsn: 0/5000028}\n      to: {at: 2026-11-30T10:00:02.7Z, lsn: 0/3000A10}\n"
+
+// Recording a pending move (shardctl move cutover's edit) is not a change of the past,
+// though its markers are: landing judged the shards by those very markers.
+func TestRecordingAPendingMove(t *testing.T) {
+	base := committed(t)
+	const s03 = "    buckets: [\"3072-4095\"]\n"
+	declared := replace(t, base, s03, s03+addShard("onboarding", ""), firstMove, firstMove+pending)
+	rec := replace(t, base, s03, `    buckets: ["3072-3839"]`+"\n"+addShard("active", "3840-4095"), firstMove, firstMove+pending+fence)
+	p := Compare(check(t, declared), check(t, rec), now)
+	if len(p.Findings) != 0 {
+		t.Errorf("findings: %v", p.Findings)
+	}
+	want := "move 2 recorded: epoch 2, buckets 3840-4095, s03 → s04, fenced: s03 at 2026-11-30T10:00:01.5Z (0/5000028), s04 at 2026-11-30T10:00:02.7Z (0/3000A10)"
+	if !strings.Contains(strings.Join(p.Changes, "\n"), want) {
+		t.Errorf("changes %q, want %q", p.Changes, want)
+	}
+	// the same fence moved 2 s later on s03 after recording rewrites s03's past
+	later := strings.Replace(rec, "10:00:01.5Z", "10:00:03.5Z", 1)
+	p = Compare(check(t, rec), check(t, later), now)
+	if !p.Errors() || !strings.Contains(p.Findings[0].Message+p.Findings[len(p.Findings)-1].Message, "shard s03, buckets 3840-4095 at 2026-11-30T10:00:01.5Z") {
+		t.Errorf("a recorded fence edited: %v", p.Findings)
+	}
+}
+
 func TestCompare(t *testing.T) {
 	base := committed(t)
 	const s03 = "    buckets: [\"3072-4095\"]\n"
@@ -82,14 +110,29 @@ func TestCompare(t *testing.T) {
 			edit: func(s string) string {
 				return replace(t, s, s03, `    buckets: ["3072-3839"]`+"\n"+addShard("active", "3840-4095"), firstMove, moveTo04("2027-01-15T00:00:00Z"))
 			},
-			changes: []string{"shard s03: buckets 3072-4095 → 3072-3839", "shard s04 added (active", "move added: epoch 2, buckets 3840-4095, s03 → s04 at 2027-01-15"},
+			changes:  []string{"shard s03: buckets 3072-4095 → 3072-3839", "shard s04 added (active", "move added: epoch 2, buckets 3840-4095, s03 → s04 at 2027-01-15"},
+			findings: []string{"warning: moves[1].cutover"}, // hand-recorded: clock-judged, unfenced
 		},
 		{
 			name: "move with a cutover in the past",
 			edit: func(s string) string {
 				return replace(t, s, s03, `    buckets: ["3072-3839"]`+"\n"+addShard("active", "3840-4095"), firstMove, moveTo04("2026-11-15T00:00:00Z"))
 			},
-			findings: []string{"error: moves"},
+			findings: []string{"warning: moves[1].cutover", "error: moves"},
+		},
+		{
+			name: "move declared pending",
+			edit: func(s string) string {
+				return replace(t, s, s03, s03+addShard("onboarding", ""), firstMove, firstMove+pending)
+			},
+			changes: []string{"move added: epoch 2, buckets 3840-4095, s03 → s04, pending", "s04: `shardctl connectors apply`", "`shardctl move start|cutover|verify|cleanup 2`"},
+		},
+		{
+			name: "move recorded without being declared",
+			edit: func(s string) string {
+				return replace(t, s, s03, `    buckets: ["3072-3839"]`+"\n"+addShard("active", "3840-4095"), firstMove, firstMove+pending+fence)
+			},
+			findings: []string{"error: moves[1].fence", "error: moves"},
 		},
 		{
 			name:     "past move edited",

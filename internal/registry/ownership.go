@@ -5,25 +5,50 @@ import (
 	"time"
 )
 
-// ownership answers "which shard owned bucket b at instant t" for every bucket and every
-// epoch. Epoch 0 is the assignment before the first move; epoch k begins at moves[k-1].Cutover.
+// Ownership is judged per shard, on the shard's own clock (docs/decisions/0017).
+//
+// A bucket's history is a sequence of spans: shard S owned bucket b during [From, To),
+// where both bounds are instants of S's own clock (the updated_at its trigger stamps,
+// the commit times of its transactions). A move ends the source's span at the source's
+// fence marker and begins the target's span at the target's switch marker; the two
+// markers are written by `shardctl move cutover` on each shard, each from that shard's
+// own clock, and the fence in between guarantees that no change to the bucket commits
+// on either shard between them. So no instant of one shard's clock is ever compared
+// with another shard's, and a skewed clock cannot move a change across the cutover.
+//
+// A move recorded by hand with one `cutover` instant (no fence) judges both shards by
+// that instant; it is exact only if both clocks agree (plan flags it).
+//
+// A pending move (declared, not yet switched) leaves the source's span open; its target
+// owns nothing by the registry alone. What its shards' fence rows say decides (ShardView),
+// and the dbt seed lets the target's changes count from its previous span's end
+// (Intervals): landing has already kept exactly the target's changes after its switch.
 type ownership struct {
 	shards  []string
-	initial []int      // bucket → shard index at epoch 0
-	changes [][]change // bucket → its moves, in cutover order
+	initial []int    // bucket → shard index at epoch 0
+	spans   [][]span // bucket → its owners, in order
 	moves   []Move
 }
 
-type change struct {
-	at    time.Time
-	epoch int
-	shard int
+// span: shards[shard] owned the bucket during [from, to) of its own clock; zero bounds
+// are open. A pending span is a pending move's target: not owned by the registry alone.
+type span struct {
+	shard    int
+	epoch    int
+	from, to time.Time
+	pending  bool
 }
 
-// buildOwnership derives epoch 0 by undoing the moves from the current assignment, and
-// reports a move whose buckets its from-shard did not own at that moment.
+func (s span) covers(t time.Time) bool {
+	return !s.pending && !t.Before(s.from) && (s.to.IsZero() || t.Before(s.to))
+}
+
+// buildOwnership derives epoch 0 by undoing the recorded moves from the current
+// assignment, then replays every move into per-bucket spans. It reports a move whose
+// buckets its from-shard did not own at that moment, and a span that would be empty
+// (a shard giving a bucket away before its own clock says it received it).
 func buildOwnership(r *Registry, current []int, errs *Errors) *ownership {
-	o := &ownership{initial: append([]int(nil), current...), changes: make([][]change, len(current)), moves: r.Moves}
+	o := &ownership{initial: append([]int(nil), current...), spans: make([][]span, len(current)), moves: r.Moves}
 	idx := map[string]int{}
 	for i, s := range r.Shards {
 		o.shards = append(o.shards, s.ID)
@@ -39,101 +64,190 @@ func buildOwnership(r *Registry, current []int, errs *Errors) *ownership {
 		var wrong []int
 		for _, rg := range m.Buckets {
 			for b := rg.Lo; b <= rg.Hi && b < len(o.initial); b++ {
+				if m.Pending() {
+					// not switched: the source still owns the buckets now
+					if o.initial[b] != from {
+						wrong = append(wrong, b)
+					}
+					continue
+				}
 				if o.initial[b] != to {
 					wrong = append(wrong, b)
 				}
 				o.initial[b] = from
-				o.changes[b] = append(o.changes[b], change{at: m.Cutover, epoch: m.Epoch, shard: to})
 			}
 		}
-		if len(wrong) > 0 {
+		if len(wrong) == 0 {
+			continue
+		}
+		if m.Pending() {
+			errs.add(pathf("moves[%d].buckets", i), 0, "the move is pending (no cutover or fence yet), so %s must still own buckets %s in shards[].buckets until it is recorded", m.From, FormatRanges(Ranges(wrong)))
+		} else {
 			errs.add(pathf("moves[%d].buckets", i), 0, "after this move %s should own buckets %s, but a later move or shards[].buckets says otherwise", m.To, FormatRanges(Ranges(wrong)))
 		}
 	}
-	for b := range o.changes {
-		c := o.changes[b]
-		sort.Slice(c, func(i, j int) bool { return c[i].at.Before(c[j].at) })
+	for b := range o.spans {
+		o.spans[b] = []span{{shard: o.initial[b]}}
+	}
+	for i, m := range r.Moves {
+		to := idx[m.To]
+		var empty []int
+		for _, rg := range m.Buckets {
+			for b := rg.Lo; b <= rg.Hi && b < len(o.spans); b++ {
+				ss := o.spans[b]
+				cur := &ss[len(ss)-1]
+				if m.Pending() {
+					o.spans[b] = append(ss, span{shard: to, epoch: m.Epoch, from: lastEnd(ss, to), pending: true})
+					continue
+				}
+				end, begin := m.SourceEnd(), m.TargetBegin()
+				if !end.After(cur.from) {
+					empty = append(empty, b)
+				}
+				cur.to = end
+				o.spans[b] = append(ss, span{shard: to, epoch: m.Epoch, from: begin})
+			}
+		}
+		if len(empty) > 0 {
+			errs.add(pathf("moves[%d]", i), 0, "%s gives buckets %s away at %s, not after it received them (its own clock)", m.From, FormatRanges(Ranges(empty)), m.SourceEnd().Format(time.RFC3339Nano))
+		}
 	}
 	return o
 }
 
-func (o *ownership) ownerIndex(b int, t time.Time) int {
-	owner := o.initial[b]
-	for _, c := range o.changes[b] {
-		if c.at.After(t) {
-			break
+// lastEnd is where shard's last span of a bucket ended (zero if it never owned it).
+func lastEnd(ss []span, shard int) time.Time {
+	for i := len(ss) - 1; i >= 0; i-- {
+		if ss[i].shard == shard && !ss[i].pending {
+			return ss[i].to
 		}
-		owner = c.shard
 	}
-	return owner
+	return time.Time{}
 }
 
 // OwnerAt returns the shard that owned bucket b at instant t, and the registry epoch
-// in force at t. Changes stamped exactly at a cutover belong to the new owner.
+// in force at t: the registry's view, one clock for all shards. Changes stamped exactly
+// at a cutover belong to the new owner; inside a fence (between the source's marker and
+// the target's) it answers the source. Only a shard's own view (Owns, ShardView) decides
+// whether a change counts.
 func (r *Registry) OwnerAt(b int, t time.Time) (shard string, epoch int) {
-	return r.owners.shards[r.owners.ownerIndex(b, t)], r.EpochAt(t)
+	ss := r.owners.spans[b]
+	owner := ss[0].shard
+	for _, s := range ss[1:] {
+		if s.pending || s.from.After(t) {
+			break
+		}
+		owner = s.shard
+	}
+	return r.owners.shards[owner], r.EpochAt(t)
 }
 
-// EpochAt returns the registry epoch in force at t: the number of moves whose cutover
-// is at or before t.
+// EpochAt returns the registry epoch in force at t: the number of recorded moves whose
+// cutover (Move.Instant) is at or before t. Pending moves do not count.
 func (r *Registry) EpochAt(t time.Time) int {
 	e := 0
 	for _, m := range r.Moves {
-		if !m.Cutover.After(t) {
+		if !m.Pending() && !m.Instant().After(t) {
 			e = m.Epoch
 		}
 	}
 	return e
 }
 
-// CurrentEpoch is the epoch after the last move.
-func (r *Registry) CurrentEpoch() int { return len(r.Moves) }
+// CurrentEpoch is the epoch after the last recorded move.
+func (r *Registry) CurrentEpoch() int {
+	e := 0
+	for _, m := range r.Moves {
+		if !m.Pending() {
+			e = m.Epoch
+		}
+	}
+	return e
+}
 
-// OwnedAt returns the bucket ranges shard owned at instant t.
+// Pending returns the moves declared but not yet recorded (no cutover, no fence).
+func (r *Registry) Pending() []Move {
+	var out []Move
+	for _, m := range r.Moves {
+		if m.Pending() {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// OwnedAt returns the bucket ranges shard owned at instant t of its own clock (the
+// registry alone: a pending move's target owns nothing yet).
 func (r *Registry) OwnedAt(shard string, t time.Time) []Range {
 	i := indexOf(r.owners.shards, shard)
 	var bs []int
-	for b := range r.owners.initial {
-		if r.owners.ownerIndex(b, t) == i {
-			bs = append(bs, b)
+	for b, ss := range r.owners.spans {
+		for _, s := range ss {
+			if s.shard == i && s.covers(t) {
+				bs = append(bs, b)
+				break
+			}
 		}
 	}
 	return Ranges(bs)
 }
 
-// Interval is a span of buckets that one shard owned during [From, To). A zero From
-// means since the beginning, a zero To means still owned.
+// Interval is a span of buckets that one shard owned during [From, To) of its own
+// clock. A zero From means since the beginning, a zero To means still owned. Pending
+// marks a pending move's target: it owns nothing by the registry alone (ShardIntervals
+// leaves it out), but the dbt seed counts what landing kept of it (Intervals).
 type Interval struct {
 	Shard string
 	Range
-	Epoch    int // the epoch at From
+	Epoch    int // the epoch of the move that gave the shard the buckets (0: the initial assignment)
 	From, To time.Time
+	Pending  bool
 }
 
-// Intervals returns the whole ownership history as disjoint intervals, ordered by shard,
-// bucket, then time. Every (bucket, instant) is covered by exactly one interval. It is the
-// source of the dbt ownership seed and of the ownership filters in extract and dq.
+// Intervals returns the whole ownership history as intervals, ordered by shard, bucket,
+// then time: the source of the dbt seed shard_ownership. One shard's intervals never
+// overlap. Across shards they share no instant except through a pending move, whose
+// target's interval (Pending) starts where that shard's last span of the buckets ended:
+// landing keeps only the target's changes after its own switch marker, so the seed may
+// count every landed change of it (docs/decisions/0017).
 func (r *Registry) Intervals() []Interval {
+	return r.owners.intervals(func(span) bool { return true })
+}
+
+// ShardIntervals returns the intervals of one shard by the registry alone (no pending
+// target intervals): the ownership filter of extract and dq for a shard without fences.
+func (r *Registry) ShardIntervals(shard string) []Interval {
+	i := indexOf(r.owners.shards, shard)
+	return r.owners.intervals(func(s span) bool { return s.shard == i && !s.pending })
+}
+
+func (o *ownership) intervals(keep func(span) bool) []Interval {
 	type key struct {
 		shard    int
 		epoch    int
 		from, to time.Time
+		pending  bool
 	}
 	spans := map[key][]int{}
-	for b := range r.owners.initial {
-		owner, from, epoch := r.owners.initial[b], time.Time{}, 0
-		for _, c := range r.owners.changes[b] {
-			spans[key{owner, epoch, from, c.at}] = append(spans[key{owner, epoch, from, c.at}], b)
-			owner, from, epoch = c.shard, c.at, c.epoch
+	for b, ss := range o.spans {
+		for _, s := range ss {
+			if keep(s) {
+				k := key{s.shard, s.epoch, s.from, s.to, s.pending}
+				spans[k] = append(spans[k], b)
+			}
 		}
-		spans[key{owner, epoch, from, time.Time{}}] = append(spans[key{owner, epoch, from, time.Time{}}], b)
 	}
 	var out []Interval
 	for k, bs := range spans {
 		for _, rg := range Ranges(bs) {
-			out = append(out, Interval{Shard: r.owners.shards[k.shard], Range: rg, Epoch: k.epoch, From: k.from, To: k.to})
+			out = append(out, Interval{Shard: o.shards[k.shard], Range: rg, Epoch: k.epoch, From: k.from, To: k.to, Pending: k.pending})
 		}
 	}
+	sortIntervals(out)
+	return out
+}
+
+func sortIntervals(out []Interval) {
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		if a.Shard != b.Shard {
@@ -144,26 +258,27 @@ func (r *Registry) Intervals() []Interval {
 		}
 		return a.From.Before(b.From)
 	})
-	return out
 }
 
-// ShardIntervals returns the intervals of one shard.
-func (r *Registry) ShardIntervals(shard string) []Interval {
-	var out []Interval
-	for _, iv := range r.Intervals() {
-		if iv.Shard == shard {
-			out = append(out, iv)
-		}
-	}
-	return out
-}
-
-// Owns reports whether shard owned bucket b at instant t.
+// Owns reports whether shard owned bucket b at instant t of its own clock, by the
+// registry alone.
 func (r *Registry) Owns(shard string, b int, t time.Time) bool {
-	if b < 0 || b >= len(r.owners.initial) {
+	if b < 0 || b >= len(r.owners.spans) {
 		return false
 	}
-	return r.owners.shards[r.owners.ownerIndex(b, t)] == shard
+	i := indexOf(r.owners.shards, shard)
+	for _, s := range r.owners.spans[b] {
+		if s.shard == i && s.covers(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// Owned reports whether shard owned bucket b at instant t (Owns) and the epoch to
+// record with the change (EpochAt(t)).
+func (r *Registry) Owned(shard string, b int, t time.Time) (epoch int, ok bool) {
+	return r.EpochAt(t), r.Owns(shard, b, t)
 }
 
 func indexOf(xs []string, x string) int {

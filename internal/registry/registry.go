@@ -63,6 +63,10 @@ type Shard struct {
 type Connection struct {
 	Extract     SecretRef `yaml:"extract"`     // read-only role used by extract-window and dq
 	Replication SecretRef `yaml:"replication"` // replication role used by Debezium
+	// Admin is the privileged role `shardctl move` uses on the shard: publications and
+	// subscriptions, the fence, cleanup deletes (superuser, rds_superuser on RDS).
+	// Optional: only moves need it.
+	Admin SecretRef `yaml:"admin,omitempty"`
 }
 
 // SecretRef points to a secret: an environment variable for the processes started
@@ -73,14 +77,65 @@ type SecretRef struct {
 	K8sKey    string `yaml:"k8s_key"`
 }
 
-// Move transfers buckets from one shard to another at Cutover. Changes to a moved
-// bucket count from From before Cutover and from To at or after it.
+// Move transfers buckets from one shard to another (docs/decisions/0017). A move is
+// pending from its declaration (`shardctl move plan --write`) until `shardctl move
+// cutover` records its Fence; a move recorded by hand before fences existed carries one
+// Cutover instant instead. Exactly one of Cutover and Fence is set on a recorded move.
 type Move struct {
 	Epoch   int       `yaml:"epoch"`
 	Buckets []Range   `yaml:"buckets"`
 	From    string    `yaml:"from"`
 	To      string    `yaml:"to"`
-	Cutover time.Time `yaml:"cutover"`
+	Cutover time.Time `yaml:"cutover,omitempty"`
+	Fence   *Fence    `yaml:"fence,omitempty"`
+}
+
+// Fence is what the move tool wrote on each shard at the switch: the source's marker
+// (after its last write to the buckets committed) and the target's (before its first),
+// each an instant of that shard's own clock and a position in its WAL.
+type Fence struct {
+	From Marker `yaml:"from"`
+	To   Marker `yaml:"to"`
+}
+
+// Marker is one shard's fence marker: At on the shard's clock, LSN in its WAL
+// (PostgreSQL's "X/Y" text form).
+type Marker struct {
+	At  time.Time `yaml:"at"`
+	LSN string    `yaml:"lsn"`
+}
+
+// Pending reports whether the move is declared but not recorded yet.
+func (m Move) Pending() bool { return m.Fence == nil && m.Cutover.IsZero() }
+
+// Instant is the move's cutover: the source's fence marker, else the hand-recorded
+// Cutover; zero while pending. Epochs and the order of moves go by it.
+func (m Move) Instant() time.Time {
+	if m.Fence != nil {
+		return m.Fence.From.At
+	}
+	return m.Cutover
+}
+
+// SourceEnd is where the source's ownership of the buckets ends, on its own clock.
+func (m Move) SourceEnd() time.Time { return m.Instant() }
+
+// TargetBegin is where the target's ownership begins, on its own clock.
+func (m Move) TargetBegin() time.Time {
+	if m.Fence != nil {
+		return m.Fence.To.At
+	}
+	return m.Cutover
+}
+
+// Contains reports whether the move moves bucket b.
+func (m Move) Contains(b int) bool {
+	for _, rg := range m.Buckets {
+		if rg.Contains(b) {
+			return true
+		}
+	}
+	return false
 }
 
 // Table is a source table extracted from every shard.

@@ -104,6 +104,9 @@ func (r *Registry) validateShards(n int, errs *Errors) ([]int, bool) {
 		}
 		checkSecret(p+".connection.extract", s.Connection.Extract, errs)
 		checkSecret(p+".connection.replication", s.Connection.Replication, errs)
+		if s.Connection.Admin != (SecretRef{}) {
+			checkSecret(p+".connection.admin", s.Connection.Admin, errs)
+		}
 		for k, rg := range s.Buckets {
 			if rg.Hi >= n {
 				errs.add(pathf("%s.buckets[%d]", p, k), 0, "%s is outside 0-%d", rg, n-1)
@@ -162,11 +165,7 @@ func (r *Registry) validateMoves(n int, errs *Errors) {
 		if okT && to.State == StateRetired {
 			errs.add(p+".to", 0, "shard %s is retired and cannot receive buckets", m.To)
 		}
-		if m.Cutover.IsZero() {
-			errs.add(p+".cutover", 0, "required (an RFC 3339 UTC instant)")
-		} else if i > 0 && !m.Cutover.After(r.Moves[i-1].Cutover) {
-			errs.add(p+".cutover", 0, "%s is not after moves[%d].cutover", m.Cutover.Format(time.RFC3339), i-1)
-		}
+		r.validateMoveInstants(i, m, errs)
 		if len(m.Buckets) == 0 {
 			errs.add(p+".buckets", 0, "required")
 		}
@@ -176,6 +175,78 @@ func (r *Registry) validateMoves(n int, errs *Errors) {
 			}
 		}
 	}
+}
+
+// lsnPattern is PostgreSQL's text form of a WAL position.
+var lsnPattern = regexp.MustCompile(`^[0-9A-F]{1,8}/[0-9A-F]{1,8}$`)
+
+// validateMoveInstants checks a move's cutover or fence and its place in the order of
+// moves: recorded moves are in cutover order, pending moves come after every recorded
+// one, and a bucket is in at most one pending move.
+func (r *Registry) validateMoveInstants(i int, m Move, errs *Errors) {
+	p := pathf("moves[%d]", i)
+	if m.Fence != nil && !m.Cutover.IsZero() {
+		errs.add(p+".cutover", 0, "set either cutover (a hand-recorded instant) or fence (written by shardctl move cutover), not both")
+		return
+	}
+	if m.Fence != nil {
+		for _, side := range []struct {
+			name string
+			mk   Marker
+		}{{"from", m.Fence.From}, {"to", m.Fence.To}} {
+			if side.mk.At.IsZero() {
+				errs.add(p+".fence."+side.name+".at", 0, "required (the shard's own clock at its marker, RFC 3339)")
+			}
+			if !lsnPattern.MatchString(side.mk.LSN) {
+				errs.add(p+".fence."+side.name+".lsn", 0, "%q is not a WAL position (like \"0/1A2B3C4\")", side.mk.LSN)
+			}
+		}
+	}
+	if m.Pending() {
+		for j := i + 1; j < len(r.Moves); j++ {
+			if !r.Moves[j].Pending() {
+				errs.add(p, 0, "a pending move (no cutover or fence) must come after every recorded move; moves[%d] is recorded", j)
+				return
+			}
+		}
+		for j := 0; j < i; j++ {
+			if o := r.Moves[j]; o.Pending() && overlaps(o.Buckets, m.Buckets) {
+				errs.add(p+".buckets", 0, "moves[%d] is pending on buckets of this move too; a bucket moves once at a time", j)
+			}
+		}
+		return
+	}
+	if m.Fence != nil && m.Fence.From.At.IsZero() {
+		return // reported above
+	}
+	for j := i - 1; j >= 0; j-- {
+		prev := r.Moves[j]
+		if prev.Pending() {
+			continue
+		}
+		if !m.Instant().After(prev.Instant()) {
+			errs.add(p+cutoverField(m), 0, "%s is not after moves[%d]'s cutover %s", m.Instant().Format(time.RFC3339Nano), j, prev.Instant().Format(time.RFC3339Nano))
+		}
+		break
+	}
+}
+
+func cutoverField(m Move) string {
+	if m.Fence != nil {
+		return ".fence.from.at"
+	}
+	return ".cutover"
+}
+
+func overlaps(a, b []Range) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x.Lo <= y.Hi && y.Lo <= x.Hi {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // validateStates checks that each shard's state agrees with what it owns.

@@ -87,7 +87,7 @@ func instant(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format(time.RFC3339)
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 func renderCSV(header []string, rows [][]string) ([]byte, error) {
