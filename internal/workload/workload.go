@@ -1,6 +1,6 @@
 // Package workload writes realistic order traffic into the shard fleet, routed the way
-// the application routes it: customer_id → registry.Bucket → the shard that owns the
-// bucket now (registry.OwnerAt).
+// the application routes it (pkg/routing): customer_id → bucket → the shard that owns
+// the bucket now, corrected by what the shards' fences say during a move.
 //
 // Traffic: new orders with 1-5 items and a card payment (Luhn-valid PANs from test BIN
 // ranges, holder, expiry, CVV, last4), status updates over time (placed → paid →
@@ -14,9 +14,10 @@
 // their millisecond prefix from the clock. Operations on one order always go to the
 // same writer connection, in order, whatever the concurrency.
 //
-// Ownership is checked at the instant that counts: each transaction reads its own
-// now() (= the rows' updated_at) and commits only if its shard owns the bucket then;
-// otherwise it rolls back and is counted as misrouted (only possible across a cutover).
+// Moves are met as the application meets them: a shard's fence trigger refuses a write
+// to a bucket being switched (the writer retries after a pause), to a bucket that moved
+// away or has not arrived (the operation is routed again, to the shard the refusal
+// names), or from a transaction begun before the switch (retried at once).
 //
 // Card data is never printed, logged or put in an error.
 package workload
@@ -30,11 +31,13 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/pkg/routing"
 )
 
 // Config says how much traffic to write and where.
@@ -54,9 +57,9 @@ type Config struct {
 	Writers int
 	// Customers is the size of the customer population (default 10000).
 	Customers int
-	// Now is the clock used to route (default time.Now). The commit check uses each
-	// transaction's now() on the shard.
-	Now    func() time.Time
+	// Router routes each operation (default: routing.New(Registry)); share one with
+	// other writers of the same fleet to share what it learns from fences.
+	Router *routing.Router
 	Logger *slog.Logger
 }
 
@@ -88,10 +91,13 @@ type Stats struct {
 	Shards []string                         // every shard written to, sorted
 	Rows   map[string]map[string]*TableRows // shard → table → rows
 	Ops    map[string]int64                 // operation kind → committed transactions
-	// Misrouted counts transactions rolled back because their shard did not own the
-	// bucket at the transaction's start (a cutover passed between routing and writing).
-	Misrouted int64
-	// Missed counts updates that found no row (an order whose insert was misrouted).
+	// Rerouted counts operations sent to another shard because the bucket had moved
+	// (the router learned it from the shard's fence, or had learned it before).
+	Rerouted int64
+	// Fenced counts transactions a shard refused while a move switched their bucket;
+	// each was retried.
+	Fenced int64
+	// Missed counts updates that found no row.
 	Missed  int64
 	Elapsed time.Duration
 }
@@ -116,7 +122,8 @@ func (s *Stats) add(o *Stats) {
 	for k, v := range o.Ops {
 		s.Ops[k] += v
 	}
-	s.Misrouted += o.Misrouted
+	s.Rerouted += o.Rerouted
+	s.Fenced += o.Fenced
 	s.Missed += o.Missed
 }
 
@@ -167,7 +174,7 @@ func (s *Stats) Print(w io.Writer) {
 	for _, k := range opNames {
 		ops = append(ops, fmt.Sprintf("%s=%d", k, s.Ops[k]))
 	}
-	fmt.Fprintf(w, "transactions: %s misrouted=%d missed=%d in %s\n", strings.Join(ops, " "), s.Misrouted, s.Missed, s.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(w, "transactions: %s rerouted=%d fenced=%d missed=%d in %s\n", strings.Join(ops, " "), s.Rerouted, s.Fenced, s.Missed, s.Elapsed.Round(time.Millisecond))
 }
 
 // Run writes traffic until the order count or the duration is reached, or ctx ends
@@ -182,17 +189,38 @@ func Run(ctx context.Context, cfg Config) (*Stats, error) {
 	if cfg.Customers == 0 {
 		cfg.Customers = 10_000
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	reg := cfg.Registry
+	router := cfg.Router
+	if router == nil {
+		router = routing.New(reg)
+	}
 	start := time.Now()
 
-	// Writers for every shard that can own a bucket; connect before generating.
+	// Operations whose bucket moved come back here to be routed again; the generator
+	// sends them before new ones. pending counts operations routed and not finished.
+	var (
+		rmu      sync.Mutex
+		rerouted []op
+		pending  atomic.Int64
+	)
+	reroute := func(o op) {
+		rmu.Lock()
+		rerouted = append(rerouted, o)
+		rmu.Unlock()
+	}
+	takeRerouted := func() []op {
+		rmu.Lock()
+		defer rmu.Unlock()
+		out := rerouted
+		rerouted = nil
+		return out
+	}
+
+	// Writers for every shard that owns or may receive a bucket; connect before generating.
 	type shardWriters struct{ queues []chan op }
 	writers := map[string]*shardWriters{}
 	results := make(chan *Stats, len(reg.Shards)*cfg.Writers)
@@ -208,12 +236,12 @@ func Run(ctx context.Context, cfg Config) (*Stats, error) {
 		}
 	}
 	for _, s := range reg.Shards {
-		if len(reg.OwnedAt(s.ID, cfg.Now())) == 0 && s.State != registry.StateOnboarding {
-			continue // retired: owns nothing and never will
+		if s.State == registry.StateRetired {
+			continue // owns nothing and never will
 		}
 		dsn, ok := cfg.DSNs[s.ID]
 		if !ok {
-			if len(reg.OwnedAt(s.ID, cfg.Now())) == 0 {
+			if len(s.Buckets) == 0 {
 				continue
 			}
 			closeAll()
@@ -230,7 +258,8 @@ func Run(ctx context.Context, cfg Config) (*Stats, error) {
 			}
 			q := make(chan op, 64)
 			sw.queues = append(sw.queues, q)
-			w := &writer{shard: s.ID, conn: conn, reg: reg, stats: newStats(), log: log}
+			w := &writer{shard: s.ID, conn: conn, router: router, stats: newStats(), log: log,
+				reroute: reroute, done: func() { pending.Add(-1) }}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -245,6 +274,31 @@ func Run(ctx context.Context, cfg Config) (*Stats, error) {
 		writers[s.ID] = sw
 	}
 
+	// route sends o to the writer of the shard that owns its bucket now. Every operation
+	// on one order goes to the same writer of a shard, so they apply in order.
+	route := func(o op) error {
+		owner := router.Owner(o.bucket)
+		sw := writers[owner]
+		if sw == nil {
+			return fmt.Errorf("workload: bucket %d is owned by shard %s, which has no writer", o.bucket, owner)
+		}
+		q := sw.queues[int(o.orderID[15])%len(sw.queues)]
+		select {
+		case q <- o:
+			return nil
+		case <-runCtx.Done():
+			return runCtx.Err()
+		}
+	}
+	sendRerouted := func() error {
+		for _, o := range takeRerouted() {
+			if err := route(o); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+
 	// One goroutine generates and routes every operation, in sequence.
 	gen := newGenerator(cfg.Seed, cfg.Customers, reg.Bucket)
 	var deadline time.Time
@@ -255,6 +309,10 @@ func Run(ctx context.Context, cfg Config) (*Stats, error) {
 	var genErr error
 generate:
 	for {
+		if err := sendRerouted(); err != nil {
+			genErr = err
+			break
+		}
 		if cfg.Orders > 0 && orders >= cfg.Orders {
 			break
 		}
@@ -268,27 +326,31 @@ generate:
 				select {
 				case <-runCtx.Done():
 					break generate
-				case <-time.After(wait):
+				case <-time.After(min(wait, 50*time.Millisecond)):
 				}
+				continue
 			}
 		}
 		o := gen.next()
 		if o.kind == opNewOrder {
 			orders++
 		}
-		owner, _ := reg.OwnerAt(o.bucket, cfg.Now())
-		sw := writers[owner]
-		if sw == nil {
-			genErr = fmt.Errorf("workload: bucket %d is owned by shard %s, which has no writer", o.bucket, owner)
+		pending.Add(1)
+		if err := route(o); err != nil {
+			pending.Add(-1)
+			if runCtx.Err() == nil {
+				genErr = err
+			}
 			break
 		}
-		// Every operation on one order goes to the same writer, so they apply in order.
-		q := sw.queues[int(o.orderID[15])%len(sw.queues)]
-		select {
-		case q <- o:
-		case <-runCtx.Done():
-			break generate
+	}
+	// Rerouted operations keep coming until every routed one has finished.
+	for genErr == nil && runCtx.Err() == nil && pending.Load() > 0 {
+		if err := sendRerouted(); err != nil {
+			genErr = err
+			break
 		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	closeAll()
 	wg.Wait()

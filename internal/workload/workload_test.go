@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -74,88 +73,72 @@ func TestGeneratorDeterministic(t *testing.T) {
 	}
 }
 
-// movingRegistry is shards.yaml with its move's cutover at the given instant.
-func movingRegistry(t *testing.T, cutover time.Time) *registry.Registry {
-	t.Helper()
-	b, err := os.ReadFile("../../shards.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.Replace(string(b), "cutover: 2026-06-01T00:00:00Z", "cutover: "+cutover.UTC().Format(time.RFC3339Nano), 1)
-	if text == string(b) {
-		t.Fatal("shards.yaml has no move at 2026-06-01 to shift")
-	}
-	return fleettest.Registry(t, text)
-}
-
 type shardRow struct {
 	customer int64
 	bucket   int
 	at       time.Time
 }
 
+// shardRows reads customer, bucket and updated_at of every row of every table.
+func shardRows(t *testing.T, dsn string) map[string][]shardRow {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	out := map[string][]shardRow{}
+	for _, table := range fleet.Tables {
+		rows, err := c.Query(ctx, "SELECT customer_id, bucket, updated_at FROM "+table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[table], err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (shardRow, error) {
+			var x shardRow
+			return x, r.Scan(&x.customer, &x.bucket, &x.at)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
 // Every row of every table on every shard has bucket = Bucket(customer_id) and is
-// owned by that shard at its updated_at, also across a cutover during the run; PANs
-// are Luhn-valid and last4 matches.
+// owned by that shard; PANs are Luhn-valid and last4 matches.
 func TestRowsLandOnTheOwningShard(t *testing.T) {
-	cutover := time.Now().Add(2 * time.Second)
-	reg := movingRegistry(t, cutover)
+	reg := fleettest.Load(t, "../../shards.yaml")
 	f := fleettest.Start(t, reg)
 	ctx := context.Background()
 	dsns := map[string]string{}
 	for _, s := range f.Shards {
 		dsns[s.ID] = s.AdminDSN
 	}
-	if time.Now().After(cutover.Add(-500 * time.Millisecond)) {
-		cutover = time.Now().Add(time.Second) // a slow start: the move is still ahead
-		reg = movingRegistry(t, cutover)
-	}
-	st, err := Run(ctx, Config{Registry: reg, DSNs: dsns, Seed: 7, Duration: time.Until(cutover) + 1500*time.Millisecond, Rate: 400, Writers: 2, Customers: 3000})
+	st, err := Run(ctx, Config{Registry: reg, DSNs: dsns, Seed: 7, Duration: 3 * time.Second, Rate: 400, Writers: 2, Customers: 3000})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.Ops["new_order"] == 0 || st.Ops["status_update"] == 0 || st.Ops["refund"] == 0 {
 		t.Fatalf("traffic lacks an operation kind: %v", st.Ops)
 	}
-	moved := map[string][2]int{} // shard → rows of moved buckets before/after the cutover
-	total := map[string]int64{}
+	now := time.Now()
 	for _, s := range f.Shards {
+		var total int64
+		for table, all := range shardRows(t, s.AdminDSN) {
+			bad := 0
+			for _, r := range all {
+				if r.bucket != reg.Bucket(r.customer) || !reg.Owns(s.ID, r.bucket, now) {
+					if bad++; bad <= 5 {
+						t.Errorf("shard %s table %s: customer %d bucket %d (bucket of customer: %d) is not the shard's", s.ID, table, r.customer, r.bucket, reg.Bucket(r.customer))
+					}
+				}
+			}
+			total += int64(len(all))
+		}
 		c, err := pgx.Connect(ctx, s.AdminDSN)
 		if err != nil {
 			t.Fatal(err)
-		}
-		for _, table := range fleet.Tables {
-			rows, err := c.Query(ctx, "SELECT customer_id, bucket, updated_at FROM "+table)
-			if err != nil {
-				t.Fatal(err)
-			}
-			all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (shardRow, error) {
-				var x shardRow
-				return x, r.Scan(&x.customer, &x.bucket, &x.at)
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			bad := 0
-			for _, r := range all {
-				if r.bucket != reg.Bucket(r.customer) || !reg.Owns(s.ID, r.bucket, r.at) {
-					if bad++; bad <= 5 {
-						owner, _ := reg.OwnerAt(r.bucket, r.at)
-						t.Errorf("shard %s table %s: customer %d bucket %d at %s: owner then is %s (bucket of customer: %d)",
-							s.ID, table, r.customer, r.bucket, r.at.Format(time.RFC3339Nano), owner, reg.Bucket(r.customer))
-					}
-				}
-				if r.bucket >= 3584 {
-					m := moved[s.ID]
-					if r.at.Before(cutover) {
-						m[0]++
-					} else {
-						m[1]++
-					}
-					moved[s.ID] = m
-				}
-			}
-			total[s.ID] += int64(len(all))
 		}
 		var payments, badPAN int
 		if err := c.QueryRow(ctx, `SELECT count(*) FROM payments`).Scan(&payments); err != nil {
@@ -176,26 +159,94 @@ func TestRowsLandOnTheOwningShard(t *testing.T) {
 			}
 		}
 		prow.Close()
+		c.Close(ctx)
 		if badPAN > 0 {
 			t.Errorf("shard %s: %d of %d payments have a PAN failing Luhn, a wrong last4 or a CVV on a refund", s.ID, badPAN, payments)
 		}
-		c.Close(ctx)
-	}
-	// The move sent buckets 3584-4095 from s02 to s03 mid-run: s02 holds them only
-	// before the cutover, s03 only after, and both got some.
-	if moved["s02"][0] == 0 || moved["s02"][1] != 0 || moved["s03"][1] == 0 || moved["s03"][0] != 0 {
-		t.Errorf("moved buckets (before, after cutover): s02 %v, s03 %v", moved["s02"], moved["s03"])
-	}
-	for _, s := range f.Shards {
 		var ins int64
 		for _, r := range st.Rows[s.ID] {
 			ins += r.Inserted
 		}
-		if ins != total[s.ID] || ins == 0 {
-			t.Errorf("shard %s: %d rows on the shard, the generator reports %d inserted", s.ID, total[s.ID], ins)
+		if ins != total || ins == 0 {
+			t.Errorf("shard %s: %d rows on the shard, the generator reports %d inserted", s.ID, total, ins)
 		}
 	}
-	t.Logf("ops %v misrouted %d missed %d; moved-bucket rows %v", st.Ops, st.Misrouted, st.Missed, moved)
+	if st.Rerouted != 0 || st.Fenced != 0 {
+		t.Errorf("no move ran, yet rerouted %d fenced %d", st.Rerouted, st.Fenced)
+	}
+}
+
+// The shard's fence trigger as the traffic generator meets it mid-run: buckets
+// 2048-2303 of s02 are fenced, then s03 owns them from its marker and s02 says they
+// moved. The generator waits out the fence, learns the move from s02's refusal and
+// writes those buckets to s03 from then on: s02 holds no row of them stamped after its
+// fence went up, s03 none before its marker; nothing failed.
+func TestTrafficHonoursTheFence(t *testing.T) {
+	reg := fleettest.Load(t, "../../shards.yaml")
+	f := fleettest.Start(t, reg)
+	ctx := context.Background()
+	dsns := map[string]string{}
+	for _, s := range f.Shards {
+		dsns[s.ID] = s.AdminDSN
+	}
+	s02, _ := f.Shard("s02")
+	s03, _ := f.Shard("s03")
+	exec := func(dsn, q string, args ...any) time.Time {
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Error(err)
+			return time.Time{}
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, q, args...); err != nil {
+			t.Error(err)
+		}
+		var at time.Time
+		if err := c.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&at); err != nil {
+			t.Error(err)
+		}
+		return at
+	}
+	done := make(chan struct{})
+	var fencedAt, markerAt time.Time
+	go func() {
+		defer close(done)
+		time.Sleep(time.Second)
+		exec(s03.AdminDSN, `INSERT INTO shardflow_bucket_fence (epoch, role, bucket_lo, bucket_hi, state, peer) VALUES (2, 'to', 2048, 2303, 'incoming', 's02')`)
+		fencedAt = exec(s02.AdminDSN, `INSERT INTO shardflow_bucket_fence (epoch, role, bucket_lo, bucket_hi, state, peer) VALUES (2, 'from', 2048, 2303, 'fenced', 's03')`)
+		time.Sleep(300 * time.Millisecond)
+		markerAt = exec(s03.AdminDSN, `UPDATE shardflow_bucket_fence SET state = 'owned', marker_at = clock_timestamp() WHERE epoch = 2`)
+		exec(s02.AdminDSN, `UPDATE shardflow_bucket_fence SET state = 'moved', marker_at = $1 WHERE epoch = 2`, fencedAt)
+	}()
+	st, err := Run(ctx, Config{Registry: reg, DSNs: dsns, Seed: 3, Duration: 3 * time.Second, Rate: 300, Writers: 2, Customers: 2000})
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Fenced == 0 || st.Rerouted == 0 {
+		t.Errorf("fenced %d rerouted %d: the fence was not met", st.Fenced, st.Rerouted)
+	}
+	count := func(dsn string, keep func(shardRow) bool) int {
+		n := 0
+		for _, all := range shardRows(t, dsn) {
+			for _, r := range all {
+				if r.bucket >= 2048 && r.bucket <= 2303 && keep(r) {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	if n := count(s02.AdminDSN, func(r shardRow) bool { return !r.at.Before(fencedAt) }); n != 0 {
+		t.Errorf("s02 holds %d rows of the fenced buckets stamped after its fence", n)
+	}
+	if n := count(s03.AdminDSN, func(r shardRow) bool { return r.at.Before(markerAt) }); n != 0 {
+		t.Errorf("s03 holds %d rows of the buckets stamped before its marker", n)
+	}
+	if n := count(s03.AdminDSN, func(shardRow) bool { return true }); n == 0 {
+		t.Error("s03 received nothing of the moved buckets")
+	}
+	t.Logf("ops %v fenced %d rerouted %d missed %d", st.Ops, st.Fenced, st.Rerouted, st.Missed)
 }
 
 // The same seed writes the same rows (ids' random bits included) to the same shards;

@@ -9,16 +9,21 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/pkg/routing"
 )
 
 // writer applies operations on one connection to one shard, one transaction each.
 type writer struct {
-	shard string
-	conn  *pgx.Conn
-	reg   *registry.Registry
-	stats *Stats
-	log   *slog.Logger
+	shard  string
+	conn   *pgx.Conn
+	router *routing.Router
+	stats  *Stats
+	log    *slog.Logger
+	// reroute hands an operation whose bucket lives elsewhere now back to the
+	// generator, which routes it again (it never blocks).
+	reroute func(op)
+	// done marks an operation finished (applied or given up).
+	done func()
 }
 
 // stmt is one statement of an operation and the table whose rows it counts.
@@ -29,19 +34,62 @@ type stmt struct {
 	args   []any
 }
 
+// FenceWait bounds how long a writer retries a bucket its shard has fenced for a move
+// (a cutover holds the fence well under a second).
+const FenceWait = time.Minute
+
 // loop applies every operation from q until q is closed. After ctx ends it drains q
 // without writing. It returns the first error other than ctx's.
 func (w *writer) loop(ctx context.Context, q <-chan op) error {
 	var first error
 	for o := range q {
 		if ctx.Err() != nil || first != nil {
+			w.done()
 			continue
 		}
-		if err := w.apply(ctx, o); err != nil && ctx.Err() == nil {
+		if err := w.applyFenced(ctx, o); err != nil && ctx.Err() == nil {
 			first = err
 		}
 	}
 	return first
+}
+
+// applyFenced applies o the way the application does (pkg/routing): a bucket the shard
+// has fenced is retried after a pause, a transaction that began before a switch is
+// retried at once, and a bucket that moved (or has not arrived) goes back to be routed
+// to the shard the fence names.
+func (w *writer) applyFenced(ctx context.Context, o op) error {
+	deadline := time.Now().Add(FenceWait)
+	for {
+		if owner := w.router.Owner(o.bucket); owner != w.shard {
+			w.stats.Rerouted++
+			w.reroute(o)
+			return nil
+		}
+		err := w.apply(ctx, o)
+		fe := w.router.Learn(err)
+		if fe == nil {
+			w.done()
+			return err
+		}
+		switch fe.Kind {
+		case routing.Moved, routing.Arriving:
+			w.stats.Rerouted++
+			w.reroute(o)
+			return nil
+		}
+		w.stats.Fenced++
+		if time.Now().After(deadline) {
+			w.done()
+			return w.fail(o, fmt.Errorf("fenced for more than %s: %w", FenceWait, err))
+		}
+		select {
+		case <-ctx.Done():
+			w.done()
+			return ctx.Err()
+		case <-time.After(fe.Retry()):
+		}
+	}
 }
 
 func (w *writer) apply(ctx context.Context, o op) error {
@@ -52,16 +100,10 @@ func (w *writer) apply(ctx context.Context, o op) error {
 	}
 	defer tx.Rollback(context.Background()) //nolint:errcheck // a no-op after Commit
 	b := &pgx.Batch{}
-	b.Queue("SELECT now()") // the transaction's start: the rows' updated_at
 	for _, s := range stmts {
 		b.Queue(s.sql, s.args...)
 	}
 	br := tx.SendBatch(ctx, b)
-	var txStart time.Time
-	if err := br.QueryRow().Scan(&txStart); err != nil {
-		br.Close()
-		return w.fail(o, err)
-	}
 	affected := make([]int64, len(stmts))
 	for i := range stmts {
 		tag, err := br.Exec()
@@ -73,12 +115,6 @@ func (w *writer) apply(ctx context.Context, o op) error {
 	}
 	if err := br.Close(); err != nil {
 		return w.fail(o, err)
-	}
-	if !w.reg.Owns(w.shard, o.bucket, txStart) {
-		owner, _ := w.reg.OwnerAt(o.bucket, txStart)
-		w.stats.Misrouted++
-		w.log.Warn("misrouted transaction rolled back", "shard", w.shard, "owner", owner, "bucket", o.bucket, "op", o.kind.String())
-		return nil // the deferred rollback undoes it
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return w.fail(o, err)
