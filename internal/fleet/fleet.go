@@ -17,6 +17,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -122,10 +123,11 @@ type stateShard struct {
 	Port           int    `json:"port"`
 	ExtractEnv     string `json:"extract_env"`
 	ReplicationEnv string `json:"replication_env"`
+	AdminEnv       string `json:"admin_env,omitempty"`
 }
 
-// AdminEnvName is the environment variable fleet.env exports a shard's admin DSN as:
-// SHARDFLOW_<ID>_ADMIN_DSN (the workload and test fixtures use it; no task does).
+// AdminEnvName is the environment variable fleet.env exports a shard's admin DSN as
+// when shards.yaml names none (connection.admin): SHARDFLOW_<ID>_ADMIN_DSN.
 func AdminEnvName(shardID string) string {
 	return "SHARDFLOW_" + strings.ToUpper(strings.ReplaceAll(shardID, "-", "_")) + "_ADMIN_DSN"
 }
@@ -191,14 +193,14 @@ func Up(ctx context.Context, cfg Config) (*Fleet, error) {
 			if k.Port != want {
 				return nil, fmt.Errorf("fleet up: shard %s: the fleet in %s has it on port %d, not %d: a shard keeps its port (use that base port, or `shardctl fleet down --purge` to start over)", s.ID, dir, k.Port, want)
 			}
-			k.ExtractEnv, k.ReplicationEnv = s.Connection.Extract.Env, s.Connection.Replication.Env
+			k.ExtractEnv, k.ReplicationEnv, k.AdminEnv = s.Connection.Extract.Env, s.Connection.Replication.Env, AdminEnvOf(s)
 			continue
 		}
 		if other, taken := used[want]; taken {
 			return nil, fmt.Errorf("fleet up: shard %s: port %d is already shard %s's in %s", s.ID, want, other, dir)
 		}
 		used[want] = s.ID
-		st.Shards = append(st.Shards, stateShard{ID: s.ID, Port: want, ExtractEnv: s.Connection.Extract.Env, ReplicationEnv: s.Connection.Replication.Env})
+		st.Shards = append(st.Shards, stateShard{ID: s.ID, Port: want, ExtractEnv: s.Connection.Extract.Env, ReplicationEnv: s.Connection.Replication.Env, AdminEnv: AdminEnvOf(s)})
 		known[s.ID] = &st.Shards[len(st.Shards)-1]
 	}
 	if err := writeState(dir, st); err != nil {
@@ -267,8 +269,17 @@ func (f *Fleet) shard(st *state, s stateShard) Shard {
 		ReplicationDSN: dsn(ReplicationUser, st.Secrets.Replication),
 		ExtractEnv:     s.ExtractEnv,
 		ReplicationEnv: s.ReplicationEnv,
-		AdminEnv:       AdminEnvName(s.ID),
+		AdminEnv:       cmp.Or(s.AdminEnv, AdminEnvName(s.ID)), // a fleet.json from before admin_env
 	}
+}
+
+// AdminEnvOf is the variable a shard's admin DSN is exported as: the one shards.yaml
+// names (connection.admin), else AdminEnvName.
+func AdminEnvOf(s registry.Shard) string {
+	if s.Connection.Admin.Env != "" {
+		return s.Connection.Admin.Env
+	}
+	return AdminEnvName(s.ID)
 }
 
 // Shard returns the shard with id, or false.

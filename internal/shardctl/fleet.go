@@ -196,14 +196,15 @@ func fleetStatus(ctx context.Context, env Env, dir string) error {
 	return nil
 }
 
-// fleetDSNs returns each registry shard's admin DSN: from SHARDFLOW_<ID>_ADMIN_DSN when
-// the environment sets it, else from the local fleet in dir.
+// fleetDSNs returns each registry shard's admin DSN: from the variable its
+// connection.admin names (else SHARDFLOW_<ID>_ADMIN_DSN) when the environment sets it,
+// else from the local fleet in dir.
 func fleetDSNs(env Env, reg *registry.Registry, dir string) (map[string]string, error) {
 	out := map[string]string{}
 	var f *fleet.Fleet
 	var ferr error
 	for _, s := range reg.Shards {
-		if v := env.Vars[fleet.AdminEnvName(s.ID)]; v != "" {
+		if v := env.Vars[fleet.AdminEnvOf(s)]; v != "" {
 			out[s.ID] = v
 			continue
 		}
@@ -211,7 +212,7 @@ func fleetDSNs(env Env, reg *registry.Registry, dir string) (map[string]string, 
 			f, ferr = fleet.Open(dir)
 		}
 		if ferr != nil {
-			return nil, fmt.Errorf("shard %s: %s is not set and %w", s.ID, fleet.AdminEnvName(s.ID), ferr)
+			return nil, fmt.Errorf("shard %s: %s is not set and %w", s.ID, fleet.AdminEnvOf(s), ferr)
 		}
 		fs, ok := f.Shard(s.ID)
 		if !ok {
