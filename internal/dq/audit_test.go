@@ -22,7 +22,7 @@ func auditRegistry(t *testing.T, from, to time.Time) *registry.Registry {
 }
 
 var (
-	sMark = time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)         // s01's marker, its clock
+	sMark = time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)           // s01's marker, its clock
 	tMark = time.Date(2026, 12, 2, 10, 0, 0, 600_000_000, time.UTC) // s02's marker, its clock
 )
 
