@@ -170,20 +170,25 @@ func sameMove(a, b registry.Move) bool {
 	return a.Epoch == b.Epoch && a.From == b.From && a.To == b.To && registry.FormatRanges(a.Buckets) == registry.FormatRanges(b.Buckets)
 }
 
-// moveSteps lists what a declared move needs before and after `shardctl move`.
+// moveSteps lists what a declared move needs before and after `shardctl move`
+// (docs/runbooks/split-a-shard.md).
 func (p *Plan) moveSteps(cur *registry.Registry, m registry.Move) {
 	to, _ := cur.Shard(m.To)
 	steps := []string{
-		fmt.Sprintf("move %d (%s → %s, buckets %s) is declared pending; before `shardctl move start %d`:", m.Epoch, m.From, m.To, registry.FormatRanges(m.Buckets), m.Epoch),
+		fmt.Sprintf("move %d (%s → %s, buckets %s) is declared pending; the steps (docs/runbooks/split-a-shard.md):", m.Epoch, m.From, m.To, registry.FormatRanges(m.Buckets)),
 	}
 	if to.State == registry.StateOnboarding {
+		c := to.Connection
 		steps = append(steps,
-			fmt.Sprintf("  - %s: create the cluster with the shard schema (local: `shardctl fleet up`), the roles and the secrets %s, %s, %s", to.ID, to.Connection.Extract.Env, to.Connection.Replication.Env, to.Connection.Admin.Env),
+			fmt.Sprintf("  - %s: create the cluster with the shard schema and roles (local: `shardctl fleet up`)", to.ID),
+			fmt.Sprintf("  - %s: secrets %s, %s, %s (Kubernetes secret %s)", to.ID, c.Extract.Env, c.Replication.Env, c.Admin.Env, c.Extract.K8sSecret),
 			fmt.Sprintf("  - %s: `shardctl connectors apply` (its Debezium connector and slot)", to.ID))
 	}
 	steps = append(steps,
-		"  - `shardctl generate` (DAGs, connector configs, dbt seeds), commit, deploy the DAGs and the task image, `dbt seed` in the warehouse",
-		fmt.Sprintf("  - then `shardctl move start|cutover|verify|cleanup %d`; cutover writes the fence into shards.yaml: commit that as the next change", m.Epoch))
+		"  - `shardctl generate` (DAGs, connector configs, dbt seeds) and commit them with shards.yaml",
+		"  - deploy: DAGs, the shards.yaml ConfigMap, the task image (it carries the dbt seeds), `dbt seed`",
+		fmt.Sprintf("  - `shardctl move start %d`, `move status %d` until caught up, `move cutover %d` (writes the fence into shards.yaml: commit, generate, deploy)", m.Epoch, m.Epoch, m.Epoch),
+		fmt.Sprintf("  - `shardctl move verify %d`, then `shardctl move cleanup %d` once the pipeline has landed %s through its marker", m.Epoch, m.Epoch, m.From))
 	p.Changes = append(p.Changes, steps...)
 }
 

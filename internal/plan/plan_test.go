@@ -125,7 +125,7 @@ func TestCompare(t *testing.T) {
 			edit: func(s string) string {
 				return replace(t, s, s03, s03+addShard("onboarding", ""), firstMove, firstMove+pending)
 			},
-			changes: []string{"move added: epoch 2, buckets 3840-4095, s03 → s04, pending", "s04: `shardctl connectors apply`", "`shardctl move start|cutover|verify|cleanup 2`"},
+			changes: []string{"move added: epoch 2, buckets 3840-4095, s03 → s04, pending", "s04: `shardctl connectors apply`", "`shardctl move start 2`, `move status 2` until caught up"},
 		},
 		{
 			name: "move recorded without being declared",
