@@ -132,7 +132,8 @@ class ShardflowPodOperator(KubernetesPodOperator):
 
 def _secrets(command: str, shards: Sequence[str]) -> list[Secret]:
     refs = []
-    if command in ("extract-window", "dq"):
+    # tokenize cdc reads a pending move's fence rows on its shards (decisions/0017)
+    if command in ("extract-window", "dq", "tokenize"):
         refs += [EXTRACT_DSN[s] for s in shards]
     if command in ("extract-window", "tokenize"):
         refs.append(TOKENIZER_KEY)
