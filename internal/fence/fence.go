@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -137,4 +138,116 @@ func View(ctx context.Context, q Querier, reg *registry.Registry, shard string) 
 		return nil, nil, err
 	}
 	return v, rows, nil
+}
+
+// Views gives each shard's ownership view to a reader of many shards without
+// connections of its own (tokenize cdc). A shard in no pending move is judged by the
+// registry alone, without any query. For a shard in a pending move it reads the
+// shard's fences, at most once per call, and keeps the view once the shard's markers
+// of all its pending moves are written (a marker never changes). Read the view after
+// the changes it judges were read from Kafka: a change committed after a marker was
+// committed, so its fence row is visible by then. Safe for concurrent use.
+type Views struct {
+	Registry *registry.Registry
+	// DSN returns the DSN of a role that may read the shard's fence table.
+	DSN func(shard string) (string, error)
+
+	mu    sync.Mutex
+	conns map[string]*pgx.Conn
+	final map[string]*registry.ShardView
+}
+
+// View returns shard's current view.
+func (v *Views) View(ctx context.Context, shard string) (*registry.ShardView, error) {
+	pending := false
+	for _, m := range v.Registry.Pending() {
+		if m.From == shard || m.To == shard {
+			pending = true
+		}
+	}
+	if !pending {
+		return v.Registry.ShardView(shard, nil)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if view := v.final[shard]; view != nil {
+		return view, nil
+	}
+	c, err := v.conn(ctx, shard)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := Read(ctx, c)
+	if err != nil {
+		_ = c.Close(context.WithoutCancel(ctx))
+		delete(v.conns, shard)
+		return nil, fmt.Errorf("shard %s: %w", shard, err)
+	}
+	marks := Markers(rows)
+	view, err := v.Registry.ShardView(shard, marks)
+	if err != nil {
+		return nil, err
+	}
+	if v.complete(shard, marks) {
+		if v.final == nil {
+			v.final = map[string]*registry.ShardView{}
+		}
+		v.final[shard] = view
+	}
+	return view, nil
+}
+
+// complete reports whether shard's markers of every pending move it is in are written.
+func (v *Views) complete(shard string, marks []registry.ShardFence) bool {
+	for _, m := range v.Registry.Pending() {
+		if m.From != shard && m.To != shard {
+			continue
+		}
+		role := registry.RoleFrom
+		if m.To == shard {
+			role = registry.RoleTo
+		}
+		found := false
+		for _, f := range marks {
+			if f.Epoch == m.Epoch && f.Role == role && !f.At.IsZero() {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func (v *Views) conn(ctx context.Context, shard string) (*pgx.Conn, error) {
+	if c := v.conns[shard]; c != nil && !c.IsClosed() {
+		return c, nil
+	}
+	if v.DSN == nil {
+		return nil, fmt.Errorf("shard %s is in a pending move: reading its fences needs its DSN", shard)
+	}
+	dsn, err := v.DSN(shard)
+	if err != nil {
+		return nil, err
+	}
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("shard %s: connect to read its fences: %w", shard, err)
+	}
+	if v.conns == nil {
+		v.conns = map[string]*pgx.Conn{}
+	}
+	v.conns[shard] = c
+	return c, nil
+}
+
+// Close closes the connections.
+func (v *Views) Close() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, c := range v.conns {
+		_ = c.Close(context.Background())
+	}
+	v.conns = nil
 }

@@ -81,6 +81,39 @@ func Start(t testing.TB, reg *registry.Registry) *fleet.Fleet {
 	return nil
 }
 
+// Grow brings up the shards reg adds to a running fleet f (a split's new shard), on
+// free ports, keeping every existing cluster, port and password, and returns the grown
+// fleet. Its cleanup stops the new clusters too.
+func Grow(t testing.TB, f *fleet.Fleet, reg *registry.Registry) *fleet.Fleet {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ports := f.Ports()
+	var added []string
+	for _, s := range reg.Shards {
+		if _, ok := ports[s.ID]; !ok {
+			added = append(added, s.ID)
+		}
+	}
+	free, err := testenv.FreePorts(len(added))
+	if err != nil {
+		t.Fatalf("fleettest: %v", err)
+	}
+	for i, id := range added {
+		ports[id] = free[i]
+	}
+	g, err := fleet.Up(ctx, fleet.Config{Dir: f.Dir, Ports: ports, Registry: reg, Fast: true})
+	if err != nil {
+		t.Fatalf("fleettest: grow: %v", err)
+	}
+	t.Cleanup(func() {
+		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
+		defer ccancel()
+		_ = g.Stop(cctx)
+	})
+	return g
+}
+
 // Registry parses registry text for a test, failing the test on a problem.
 func Registry(t testing.TB, yamlText string) *registry.Registry {
 	t.Helper()
