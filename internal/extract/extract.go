@@ -3,7 +3,7 @@
 // in one REPEATABLE READ snapshot with keyset pages on the (updated_at, pk) index, keeps
 // only the rows the shard owned at their instant, tokenizes PCI columns in-process,
 // writes one Parquet file at a deterministic key and then its manifest
-// (docs/contracts.md §1-§5, ARCHITECTURE.md invariants 1-3, 5, 6).
+// (docs/contracts.md §1-§5; invariants 1-3, 5 and 6 of docs/architecture.md).
 //
 // Idempotency: for a given (shard, table, window) a run writes the same two keys
 // (landing.BatchKey and its manifest). A re-run first deletes the manifest, then
@@ -27,6 +27,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 // Sentinels.
@@ -43,7 +44,7 @@ var (
 type Job struct {
 	Shard  string
 	Table  string
-	Window Window
+	Window window.Window
 }
 
 func (j Job) String() string {
@@ -413,7 +414,7 @@ type page struct {
 // in order, on the returned channel, which it closes after the last page (one with fewer
 // than pageSize rows), an error, or ctx's end. The consumer returns each page on free
 // when done with it; three pages circulate.
-func readPages(ctx context.Context, tx pgx.Tx, q *Queries, w Window, pageSize int, sc *scanner) (<-chan *page, chan<- *page) {
+func readPages(ctx context.Context, tx pgx.Tx, q *Queries, w window.Window, pageSize int, sc *scanner) (<-chan *page, chan<- *page) {
 	const buffers = 3
 	out := make(chan *page, 1)
 	free := make(chan *page, buffers)

@@ -14,6 +14,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/tokenize"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 // testKey is the tokenizer key of the tests (32+ bytes).
@@ -24,7 +25,7 @@ type lakeT struct {
 	dir.Store
 }
 
-func (l lakeT) has(t *testing.T, w Window, shard, table string) bool {
+func (l lakeT) has(t *testing.T, w window.Window, shard, table string) bool {
 	t.Helper()
 	_, err := os.Stat(filepath.Join(l.Root, landing.ManifestKey(landing.BatchKey(table, shard, w.Start, w.End))))
 	return err == nil

@@ -17,9 +17,11 @@ import (
 	"github.com/shopsphere/shardflow/internal/extract/extracttest"
 	"github.com/shopsphere/shardflow/internal/fleet/fleettest"
 	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/load/loadtest"
 	objdir "github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/tokenize"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 const testKey = "test-tokenizer-key-0123456789abcdef"
@@ -46,7 +48,7 @@ func TestDQEndToEnd(t *testing.T) {
 	f := fleettest.Start(t, reg)
 	env := map[string]string{"SHARDFLOW_REGISTRY": regPath, "SHARDFLOW_ENV": "local"}
 
-	w := extract.Window{Start: time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC)}
+	w := window.Window{Start: time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC)}
 	w.End = w.Start.Add(reg.Extract.Window.Duration)
 	tok, _ := tokenize.New(reg.Tokenizer.KeyID, []byte(testKey))
 	for _, s := range f.Shards {
@@ -85,7 +87,7 @@ func TestDQEndToEnd(t *testing.T) {
 		}
 		defer wh.Close()
 		for _, tb := range []string{"orders", "payments"} {
-			if _, err := extracttest.LoadLanded(ctx, wh, reg, lake, tb); err != nil {
+			if _, err := loadtest.LoadLanded(ctx, wh, reg, lake, tb); err != nil {
 				t.Fatal(err)
 			}
 		}
