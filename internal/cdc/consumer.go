@@ -31,6 +31,8 @@ import (
 
 	"github.com/shopsphere/shardflow/internal/connector"
 	"github.com/shopsphere/shardflow/internal/exitcode"
+	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
 
@@ -48,9 +50,9 @@ type Consumer struct {
 	// of waiting for the dead member's session to time out. Give each concurrently
 	// running consumer its own id; a second process with the same id fences the first.
 	InstanceID string
-	Store      Store
-	Tokenizer  Tokenizer
-	NewWriter  NewFileWriter
+	Store      objstore.Store
+	Tokenizer  landing.Tokenizer
+	NewWriter  landing.NewFileWriter
 	// FileRecords is the offset block a file never crosses (default 10000).
 	FileRecords int64
 	// FlushInterval (follow mode) cuts a partial file once its first record has waited
@@ -144,7 +146,7 @@ func (c *Consumer) Run(ctx context.Context, bounded bool) ([]Summary, error) {
 	}
 	mappers := map[string]*mapper{}
 	for _, t := range c.Registry.Tables {
-		m, err := newMapper(t)
+		m, err := c.newMapper(t)
 		if err != nil {
 			return nil, exitcode.Wrap(exitcode.Usage, err)
 		}

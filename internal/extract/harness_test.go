@@ -2,7 +2,6 @@ package extract
 
 import (
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -58,5 +57,5 @@ func newTestExtractor(t *testing.T, reg *registry.Registry, conn *pgx.Conn) (*Ex
 		t.Fatal(err)
 	}
 	_ = context.Background
-	return &Extractor{Registry: reg, Conn: conn, Store: lake, Tokenizer: tok, NewWriter: func(w io.Writer, c []landing.Column) (FileWriter, error) { return landing.NewParquetWriter(w, c) }, CodeVersion: "test"}, lake
+	return &Extractor{Registry: reg, Conn: conn, Store: lake, Tokenizer: tok, NewWriter: landing.OpenParquet, CodeVersion: "test"}, lake
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,9 +68,7 @@ func TestDQEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		ex := &extract.Extractor{Registry: reg, Conn: conn, Store: objdir.Store{Root: lake}, Tokenizer: tok, CodeVersion: "test",
-			NewWriter: func(w io.Writer, c []landing.Column) (extract.FileWriter, error) {
-				return landing.NewParquetWriter(w, c)
-			}}
+			NewWriter: landing.OpenParquet}
 		for _, tb := range []string{"orders", "payments"} {
 			if _, err := ex.Run(ctx, extract.Job{Shard: s.ID, Table: tb, Window: w}); err != nil {
 				t.Fatal(err)
