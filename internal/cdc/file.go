@@ -166,7 +166,7 @@ func dayOf(value []byte, ts time.Time) time.Time {
 // land writes the data file, then its manifest. The file counts as landed only once
 // the manifest is stored.
 func (c *Consumer) land(ctx context.Context, j *fileJob, m *mapper) (*landed, error) {
-	extractedAt := c.now().UTC().Truncate(time.Microsecond)
+	extractedAt := c.Now().UTC().Truncate(time.Microsecond)
 	b, err := c.build(j, m, extractedAt)
 	if err != nil {
 		return nil, err
