@@ -43,36 +43,13 @@ type Queries struct {
 // NewQueries builds the statements for table t on shard, with the ownership
 // intervals of that shard (registry.ShardIntervals).
 func NewQueries(t registry.Table, intervals []registry.Interval) (*Queries, error) {
-	q := &Queries{Table: t, cols: t.Landed(), wmIdx: -1}
-	pos := map[string]int{}
-	for i, c := range q.cols {
-		pos[c.Name] = i
-	}
-	need := func(name string) (int, error) {
-		i, ok := pos[name]
-		if !ok {
-			return -1, fmt.Errorf("table %s: column %s is required and must be landed", t.Name, name)
-		}
-		return i, nil
-	}
-	var err error
-	for _, k := range t.PrimaryKey {
-		i, e := need(k)
-		if e != nil {
-			return nil, e
-		}
-		q.keyIdx = append(q.keyIdx, i)
-	}
-	if q.wmIdx, err = need(t.Watermark); err != nil {
+	q := &Queries{Table: t, cols: t.Landed()}
+	// the columns the statements and the row pipeline rely on (landing.Required)
+	pos, err := landing.Required(t)
+	if err != nil {
 		return nil, err
 	}
-	// the checksum reads the version, the ownership filter the bucket; the row
-	// pipeline also needs customer_id
-	for _, name := range []string{t.Version, landing.ColCustomerID, landing.ColBucket} {
-		if _, err = need(name); err != nil {
-			return nil, err
-		}
-	}
+	q.keyIdx, q.wmIdx = pos[:len(t.PrimaryKey)], pos[len(t.PrimaryKey)]
 
 	tbl := ident(t.Name)
 	wm := ident(t.Watermark)

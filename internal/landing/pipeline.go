@@ -55,37 +55,36 @@ type Pipeline struct {
 	buckIdx   int
 }
 
+// Required returns the positions among t's landed columns of the columns every landed
+// table needs: its primary key, then watermark, version, customer_id and bucket; or an
+// error naming the first of them that is missing or not landed.
+func Required(t registry.Table) ([]int, error) {
+	pos := map[string]int{}
+	for i, c := range t.Landed() {
+		pos[c.Name] = i
+	}
+	var out []int
+	for _, name := range append(append([]string(nil), t.PrimaryKey...), t.Watermark, t.Version, ColCustomerID, ColBucket) {
+		i, ok := pos[name]
+		if !ok {
+			return nil, fmt.Errorf("table %s: column %s is required and must be landed", t.Name, name)
+		}
+		out = append(out, i)
+	}
+	return out, nil
+}
+
 // NewPipeline is the pipeline of table t, with reg's buckets and ownership.
 func NewPipeline(reg *registry.Registry, t registry.Table, tok Tokenizer, nw NewFileWriter) (*Pipeline, error) {
 	p := &Pipeline{Ownership: reg, buckets: reg.Routing.Buckets, tokenizer: tok, newWriter: nw,
 		cols: Columns(t), landed: t.Landed()}
-	pos := map[string]int{}
-	for i, c := range p.landed {
-		pos[c.Name] = i
+	pos, err := Required(t)
+	if err != nil {
+		return nil, err
 	}
-	need := func(name string) (int, error) {
-		i, ok := pos[name]
-		if !ok {
-			return -1, fmt.Errorf("table %s: column %s is required and must be landed", t.Name, name)
-		}
-		return i, nil
-	}
-	for _, k := range t.PrimaryKey {
-		i, err := need(k)
-		if err != nil {
-			return nil, err
-		}
-		p.keyIdx = append(p.keyIdx, i)
-	}
-	var err error
-	for _, f := range []struct {
-		dst  *int
-		name string
-	}{{&p.wmIdx, t.Watermark}, {&p.verIdx, t.Version}, {&p.custIdx, ColCustomerID}, {&p.buckIdx, ColBucket}} {
-		if *f.dst, err = need(f.name); err != nil {
-			return nil, err
-		}
-	}
+	n := len(t.PrimaryKey)
+	p.keyIdx = pos[:n]
+	p.wmIdx, p.verIdx, p.custIdx, p.buckIdx = pos[n], pos[n+1], pos[n+2], pos[n+3]
 	return p, nil
 }
 
