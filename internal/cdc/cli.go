@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
+	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
 
@@ -18,10 +20,10 @@ import (
 // tokenizer and Parquet writer of the batch path, so both paths land the same bytes.
 type Deps struct {
 	// OpenStore opens the environment's object store.
-	OpenStore func(ctx context.Context, os registry.ObjectStore) (Store, error)
+	OpenStore func(ctx context.Context, os registry.ObjectStore) (objstore.Store, error)
 	// NewTokenizer returns the keyed tokenizer for key id and key.
-	NewTokenizer func(keyID string, key []byte) (Tokenizer, error)
-	NewWriter    NewFileWriter
+	NewTokenizer func(keyID string, key []byte) (landing.Tokenizer, error)
+	NewWriter    landing.NewFileWriter
 	CodeVersion  string
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/cdc"
 	"github.com/shopsphere/shardflow/internal/cdc/cdctest"
 	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/testenv"
@@ -46,9 +47,7 @@ func newConsumer(t *testing.T, reg *registry.Registry, brokers []string, lake st
 	return &cdc.Consumer{
 		Registry: reg, Brokers: brokers, TopicPrefix: "shardflow", Group: "test-" + t.Name(),
 		Store: dir.Store{Root: lake}, Tokenizer: tok,
-		NewWriter: func(w io.Writer, cols []landing.Column) (cdc.FileWriter, error) {
-			return landing.NewParquetWriter(w, cols)
-		},
+		NewWriter:   landing.OpenParquet,
 		FileRecords: 10, FlushInterval: time.Second, CodeVersion: "test",
 	}
 }
@@ -367,7 +366,7 @@ func redact(s string) string {
 
 // flakyStore fails the first n Puts of data files, as an unreachable store would.
 type flakyStore struct {
-	cdc.Store
+	objstore.Store
 	mu sync.Mutex
 	n  int
 }

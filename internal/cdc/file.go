@@ -17,41 +17,6 @@ import (
 	"github.com/shopsphere/shardflow/internal/registry"
 )
 
-// Store is the part of the object store the consumer uses. Keys are relative to the
-// landing root (docs/contracts.md §5).
-//
-// Put stores everything read from r under key, replacing what was there; the object
-// becomes visible only when r reaches io.EOF, and a failed Put leaves the previous
-// object (or its absence). Get of an absent key returns an error wrapping
-// fs.ErrNotExist. List returns the keys under prefix, sorted. Delete succeeds when the
-// key is absent.
-type Store interface {
-	Put(ctx context.Context, key string, r io.Reader) error
-	Get(ctx context.Context, key string) (io.ReadCloser, error)
-	List(ctx context.Context, prefix string) ([]string, error)
-	Delete(ctx context.Context, key string) error
-}
-
-// Tokenizer turns a PCI column's value into its landed form (docs/contracts.md §4):
-// the same function as the batch path, so batch and CDC give the same token for the
-// same value. It is called only for token, last4 and bin columns, never with NULL, and
-// its errors never contain the value.
-type Tokenizer interface {
-	Apply(c registry.Column, value string) (string, error)
-	KeyID() string
-}
-
-// FileWriter writes landed rows into one Parquet file: Write takes one row in the order
-// of the columns it was opened with (string, int64, int32, bool, time.Time or nil) and
-// keeps no reference to it; Close writes the footer.
-type FileWriter interface {
-	Write(row []any) error
-	Close() error
-}
-
-// NewFileWriter opens a FileWriter over w for cols.
-type NewFileWriter func(w io.Writer, cols []landing.Column) (FileWriter, error)
-
 // Sentinel errors; each is wrapped with the shard, table and offsets it concerns.
 var (
 	// ErrDrift: a change event's columns differ from shards.yaml (exit 4).
@@ -59,52 +24,26 @@ var (
 	// ErrDroppedColumn: an event carries a column whose policy is drop; the connector's
 	// column.exclude.list is wrong. Nothing of the file lands (exit 3).
 	ErrDroppedColumn = errors.New("change event carries a drop-policy column")
-	// ErrWrongBucket: a row's bucket is not registry.Bucket(customer_id) (exit 3).
-	ErrWrongBucket = errors.New("bucket does not match customer_id")
+	// ErrWrongBucket: a row's bucket is not registry.Bucket(customer_id) (exit 3;
+	// landing.ErrWrongBucket, the same error on both paths).
+	ErrWrongBucket = landing.ErrWrongBucket
 )
 
-// mapper turns the events of one table into landed rows.
+// mapper turns the events of one table into source rows for its landing.Pipeline.
 type mapper struct {
-	t       registry.Table
-	cols    []landing.Column // landed columns + lineage
-	landed  []registry.Column
-	source  map[string]registry.Column // every shards.yaml column
-	keyIdx  []int
-	verIdx  int
-	custIdx int
-	buckIdx int
-	wmIdx   int
+	pipe   *landing.Pipeline
+	landed []registry.Column
+	source map[string]registry.Column // every shards.yaml column
 }
 
-func newMapper(t registry.Table) (*mapper, error) {
-	m := &mapper{t: t, cols: landing.Columns(t), landed: t.Landed(), source: map[string]registry.Column{},
-		verIdx: -1, custIdx: -1, buckIdx: -1, wmIdx: -1}
-	for _, c := range t.Columns {
-		m.source[c.Name] = c
+func (c *Consumer) newMapper(t registry.Table) (*mapper, error) {
+	pipe, err := landing.NewPipeline(c.Registry, t, c.Tokenizer, c.NewWriter)
+	if err != nil {
+		return nil, err
 	}
-	idx := map[string]int{}
-	for i, c := range m.landed {
-		idx[c.Name] = i
-	}
-	for _, k := range t.PrimaryKey {
-		i, ok := idx[k]
-		if !ok {
-			return nil, fmt.Errorf("table %s: key column %s is not landed", t.Name, k)
-		}
-		m.keyIdx = append(m.keyIdx, i)
-	}
-	var ok bool
-	if m.verIdx, ok = idx[t.Version]; !ok {
-		return nil, fmt.Errorf("table %s: version column %s is not landed", t.Name, t.Version)
-	}
-	if m.wmIdx, ok = idx[t.Watermark]; !ok {
-		return nil, fmt.Errorf("table %s: watermark column %s is not landed", t.Name, t.Watermark)
-	}
-	if m.custIdx, ok = idx["customer_id"]; !ok {
-		return nil, fmt.Errorf("table %s: customer_id is not landed", t.Name)
-	}
-	if m.buckIdx, ok = idx["bucket"]; !ok {
-		return nil, fmt.Errorf("table %s: bucket is not landed", t.Name)
+	m := &mapper{pipe: pipe, landed: t.Landed(), source: map[string]registry.Column{}}
+	for _, col := range t.Columns {
+		m.source[col.Name] = col
 	}
 	return m, nil
 }
@@ -129,120 +68,89 @@ type landed struct {
 	Skipped  int64 // tombstones
 }
 
-// fileSpec is the deterministic part of a file: its data key and manifest fields.
+// built is a file before it is stored: its Parquet data, its manifest (without data
+// key, size and sha) and the commit day of its first record (the key's dt=).
+type built struct {
+	landed
+	Data *bytes.Buffer
+	Day  time.Time
+}
+
 func (j *fileJob) String() string {
 	return fmt.Sprintf("shard %s table %s partition %d offsets %d-%d", j.Shard, j.Table, j.Partition, j.First, j.Last)
 }
 
-// build decodes, filters, tokenizes and writes the job's rows as Parquet into a buffer.
-// It returns the data, the manifest (without data key/size/sha) and the commit day of
-// the first record (the key's dt=).
-func (c *Consumer) build(j *fileJob, m *mapper, extractedAt time.Time) (*bytes.Buffer, *landing.Manifest, *landed, time.Time, error) {
-	var buf bytes.Buffer
-	fw, err := c.NewWriter(&buf, m.cols)
+// build decodes the job's events and lands their rows through the table's pipeline
+// into a buffer.
+func (c *Consumer) build(j *fileJob, m *mapper, extractedAt time.Time) (*built, error) {
+	b := &built{Data: &bytes.Buffer{}}
+	f, err := m.pipe.Open(b.Data, landing.Lineage{Shard: j.Shard, Source: landing.CDC, ExtractedAt: extractedAt})
 	if err != nil {
-		return nil, nil, nil, time.Time{}, fmt.Errorf("%s: open parquet writer: %w", j, err)
+		return nil, fmt.Errorf("%s: %w", j, err)
 	}
-	nl := len(m.landed)
-	row := make([]any, len(m.cols))
-	keyParts := make([]string, len(m.keyIdx))
-	var sum landing.Checksum
-	res := &landed{}
-	var day time.Time
-	epoch := -1
+	row := make([]any, len(m.landed))
 	for i, v := range j.Values {
 		ev, err := DecodeEvent(v)
 		if errors.Is(err, ErrTombstone) {
-			res.Skipped++
+			b.Skipped++
 			continue
 		}
 		if err != nil {
-			return nil, nil, nil, time.Time{}, fmt.Errorf("%s: offset %d: %w", j, j.Offsets[i], err)
+			return nil, fmt.Errorf("%s: offset %d: %w", j, j.Offsets[i], err)
 		}
-		src := ev.Row()
-		for name := range src {
-			col, ok := m.source[name]
-			if !ok {
-				return nil, nil, nil, time.Time{}, exitcode.Wrap(exitcode.Drift, fmt.Errorf("%s: offset %d: %w: column %s is not in shards.yaml", j, j.Offsets[i], ErrDrift, name))
-			}
-			if col.PCI == registry.PCIDrop {
-				return nil, nil, nil, time.Time{}, exitcode.Wrap(exitcode.CheckFail, fmt.Errorf("%s: offset %d: %w: %s (add it to the connector's column.exclude.list: shardctl connectors apply)", j, j.Offsets[i], ErrDroppedColumn, name))
-			}
+		if err := m.row(ev, row); err != nil {
+			return nil, fmt.Errorf("%s: offset %d: %w", j, j.Offsets[i], err)
 		}
-		for k, col := range m.landed {
-			raw, ok := src[col.Name]
-			if !ok {
-				return nil, nil, nil, time.Time{}, exitcode.Wrap(exitcode.Drift, fmt.Errorf("%s: offset %d: %w: column %s is missing from the event", j, j.Offsets[i], ErrDrift, col.Name))
-			}
-			val, err := value(raw, col.Type)
-			if err != nil {
-				return nil, nil, nil, time.Time{}, exitcode.Wrap(exitcode.Drift, fmt.Errorf("%s: offset %d: column %s (%s): %w", j, j.Offsets[i], col.Name, col.Type, err))
-			}
-			if val != nil && col.PCI != "" && col.PCI != registry.PCIKeep {
-				tok, err := c.Tokenizer.Apply(col, val.(string))
-				if err != nil {
-					return nil, nil, nil, time.Time{}, fmt.Errorf("%s: offset %d: tokenize column %s: %w", j, j.Offsets[i], col.Name, err)
-				}
-				val = tok
-			}
-			row[k] = val
-		}
-		for k, ki := range m.keyIdx {
-			keyParts[k] = landing.KeyValueText(row[ki])
-		}
-		cust, _ := row[m.custIdx].(int64)
-		b, _ := row[m.buckIdx].(int32)
-		if want := c.Registry.Bucket(cust); int(b) != want {
-			return nil, nil, nil, time.Time{}, exitcode.Wrap(exitcode.CheckFail, fmt.Errorf("%s: offset %d: %w: key %s customer_id %d has bucket %d, registry.Bucket gives %d",
-				j, j.Offsets[i], ErrWrongBucket, landing.KeyText(keyParts...), cust, b, want))
-		}
-		// A change counts only from the shard that owned its bucket at the change's
-		// instant: updated_at for rows written, the commit time for hard deletes.
-		instant := ev.CommitTS
-		if ev.Op != "d" {
-			if wm, ok := row[m.wmIdx].(time.Time); ok {
-				instant = wm
-			}
-		}
-		if !c.Registry.Owns(j.Shard, int(b), instant) {
-			res.Unowned++
-			continue
-		}
-		ep := c.Registry.EpochAt(instant)
-		if ep > epoch {
-			epoch = ep
-		}
-		row[nl+0] = j.Shard
-		row[nl+1] = string(landing.CDC)
-		row[nl+2] = ev.Op
-		row[nl+3] = int32(ep)
-		row[nl+4] = nil
-		row[nl+5] = nil
-		row[nl+6] = extractedAt
-		row[nl+7] = ev.CommitTS
-		row[nl+8] = ev.LSN
-		row[nl+9] = ev.TxID
-		ver, _ := row[m.verIdx].(int64)
-		sum.Add(landing.KeyText(keyParts...), ver)
-		if err := fw.Write(row); err != nil {
-			return nil, nil, nil, time.Time{}, fmt.Errorf("%s: write row: %w", j, err)
+		if err := f.Add(row, landing.Change{Op: ev.Op, CommitTS: ev.CommitTS, LSN: ev.LSN, TxID: ev.TxID}); err != nil {
+			return nil, fmt.Errorf("%s: offset %d: %w", j, j.Offsets[i], err)
 		}
 	}
-	if err := fw.Close(); err != nil {
-		return nil, nil, nil, time.Time{}, fmt.Errorf("%s: close parquet writer: %w", j, err)
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("%s: %w", j, err)
 	}
-	day = dayOf(j.Values[0], j.FirstTime)
-	if epoch < 0 {
-		epoch = c.Registry.EpochAt(day)
+	b.Unowned = f.Unowned()
+	b.Day = dayOf(j.Values[0], j.FirstTime)
+	epoch, ok := f.Epoch()
+	if !ok {
+		epoch = c.Registry.EpochAt(b.Day)
 	}
-	p, f, l := j.Partition, j.First, j.Last
-	man := &landing.Manifest{
+	p, first, last := j.Partition, j.First, j.Last
+	sum := f.Checksum()
+	b.Manifest = &landing.Manifest{
 		Format: landing.FormatVersion, Table: j.Table, Shard: j.Shard, Source: landing.CDC,
-		Topic: j.Topic, Partition: &p, OffsetFirst: &f, OffsetLast: &l,
+		Topic: j.Topic, Partition: &p, OffsetFirst: &first, OffsetLast: &last,
 		RegistryEpoch: epoch, Rows: sum.Rows(), Checksum: sum.String(),
-		Columns: m.cols, TokenizerKeyID: c.Tokenizer.KeyID(), ExtractedAt: extractedAt, CodeVersion: c.CodeVersion,
+		Columns: m.pipe.Columns(), TokenizerKeyID: c.Tokenizer.KeyID(), ExtractedAt: extractedAt, CodeVersion: c.CodeVersion,
 	}
-	return &buf, man, res, day, nil
+	return b, nil
+}
+
+// row writes ev's values of the landed columns into dst, in order: an event column
+// that shards.yaml does not declare or declares drop, or a landed column missing from
+// the event or of another type, stops the file.
+func (m *mapper) row(ev *Event, dst []any) error {
+	src := ev.Row()
+	for name := range src {
+		col, ok := m.source[name]
+		if !ok {
+			return exitcode.Wrap(exitcode.Drift, fmt.Errorf("%w: column %s is not in shards.yaml", ErrDrift, name))
+		}
+		if col.PCI == registry.PCIDrop {
+			return exitcode.Wrap(exitcode.CheckFail, fmt.Errorf("%w: %s (add it to the connector's column.exclude.list: shardctl connectors apply)", ErrDroppedColumn, name))
+		}
+	}
+	for k, col := range m.landed {
+		raw, ok := src[col.Name]
+		if !ok {
+			return exitcode.Wrap(exitcode.Drift, fmt.Errorf("%w: column %s is missing from the event", ErrDrift, col.Name))
+		}
+		val, err := value(raw, col.Type)
+		if err != nil {
+			return exitcode.Wrap(exitcode.Drift, fmt.Errorf("column %s (%s): %w", col.Name, col.Type, err))
+		}
+		dst[k] = val
+	}
+	return nil
 }
 
 // dayOf is the time a file is dated by (the dt= of its key): the commit time of its
@@ -258,12 +166,13 @@ func dayOf(value []byte, ts time.Time) time.Time {
 // land writes the data file, then its manifest. The file counts as landed only once
 // the manifest is stored.
 func (c *Consumer) land(ctx context.Context, j *fileJob, m *mapper) (*landed, error) {
-	extractedAt := c.now().UTC().Truncate(time.Microsecond)
-	data, man, res, day, err := c.build(j, m, extractedAt)
+	extractedAt := c.Now().UTC().Truncate(time.Microsecond)
+	b, err := c.build(j, m, extractedAt)
 	if err != nil {
 		return nil, err
 	}
-	key := landing.CDCKey(j.Table, j.Shard, j.Partition, j.First, j.Last, day)
+	data, man := b.Data, b.Manifest
+	key := landing.CDCKey(j.Table, j.Shard, j.Partition, j.First, j.Last, b.Day)
 	sha := sha256.Sum256(data.Bytes())
 	man.DataKey = key
 	man.DataBytes = int64(data.Len())
@@ -283,8 +192,7 @@ func (c *Consumer) land(ctx context.Context, j *fileJob, m *mapper) (*landed, er
 	if err := c.Store.Put(ctx, landing.ManifestKey(key), bytes.NewReader(body)); err != nil {
 		return nil, objstore.Classify(fmt.Errorf("%s: put %s: %w", j, landing.ManifestKey(key), err))
 	}
-	res.Manifest = man
-	return res, nil
+	return &b.landed, nil
 }
 
 // recover looks for a file of partition p that starts at offset first and was landed

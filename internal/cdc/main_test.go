@@ -3,7 +3,6 @@ package cdc_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/cdc"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/tokenize"
@@ -32,17 +32,15 @@ func TestMain(m *testing.M) {
 // testDeps are the seams tasks/tokenize wires (the environment's object store, the
 // keyed tokenizer of docs/contracts.md §4 and the landing Parquet writer).
 var testDeps = cdc.Deps{
-	OpenStore: func(_ context.Context, os registry.ObjectStore) (cdc.Store, error) {
+	OpenStore: func(_ context.Context, os registry.ObjectStore) (objstore.Store, error) {
 		if os.Kind != "dir" {
 			return nil, fmt.Errorf("object store kind %s: the test child only has the directory store", os.Kind)
 		}
 		return dir.Store{Root: os.Path}, nil
 	},
-	NewTokenizer: func(id string, key []byte) (cdc.Tokenizer, error) { return tokenize.New(id, key) },
-	NewWriter: func(w io.Writer, cols []landing.Column) (cdc.FileWriter, error) {
-		return landing.NewParquetWriter(w, cols)
-	},
-	CodeVersion: "test",
+	NewTokenizer: func(id string, key []byte) (landing.Tokenizer, error) { return tokenize.New(id, key) },
+	NewWriter:    landing.OpenParquet,
+	CodeVersion:  "test",
 }
 
 func runChild(args []string) int {

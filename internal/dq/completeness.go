@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/shopsphere/shardflow/internal/extract"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 // WindowSide is a side of the completeness comparison: the rows of one table, one shard
@@ -14,9 +14,9 @@ import (
 // the warehouse, the batch rows loaded from that shard whose watermark is in the window.
 type WindowSide interface {
 	// WindowChecksum returns the count and checksum (landing.Checksum) of the rows.
-	WindowChecksum(ctx context.Context, table, shard string, w extract.Window) (int64, string, error)
+	WindowChecksum(ctx context.Context, table, shard string, w window.Window) (int64, string, error)
 	// WindowPairs returns the (key, version) pairs of the rows, sorted by key.
-	WindowPairs(ctx context.Context, table, shard string, w extract.Window) ([]Pair, error)
+	WindowPairs(ctx context.Context, table, shard string, w window.Window) ([]Pair, error)
 }
 
 // MaxKeysInDetail bounds how many keys a detail names.
@@ -29,7 +29,7 @@ const MaxKeysInDetail = 5
 //     source: a newer version or a key gone from the shard is "superseded since
 //     extract" (the newer version lives in a later window): PASS with a note; anything
 //     else (an older or equal version elsewhere) is FAIL.
-func Completeness(ctx context.Context, src *Source, wh WindowSide, table string, w extract.Window) Result {
+func Completeness(ctx context.Context, src *Source, wh WindowSide, table string, w window.Window) Result {
 	r := Result{Check: CheckCompleteness, Shard: src.Shard, Table: table, Window: &w}
 	sn, ss, err := src.WindowChecksum(ctx, table, w)
 	if err != nil {

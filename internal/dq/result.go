@@ -15,7 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/shopsphere/shardflow/internal/extract"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 // Status of one check.
@@ -47,7 +47,7 @@ type Result struct {
 	Check             string
 	Shard             string // "" for fleet-wide checks
 	Table             string
-	Window            *extract.Window
+	Window            *window.Window
 	Status            Status
 	SourceCount       *int64
 	WarehouseCount    *int64

@@ -10,16 +10,16 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 // Config is one dq run.
 type Config struct {
 	Registry *registry.Registry
 	RunID    string
-	Tables   []string         // default: every table in shards.yaml
-	Windows  []extract.Window // windows for completeness and unowned rows
+	Tables   []string        // default: every table in shards.yaml
+	Windows  []window.Window // windows for completeness and unowned rows
 	// Sources are the shards to check, with a connection (extract role) or the error
 	// that prevented it: an unreachable shard fails its own checks only.
 	Sources   map[string]SourceConn
@@ -135,7 +135,7 @@ func countCheck(check, table, what string, f func() (int64, []string, error)) Re
 // copies made before a move's cutover: expected, WARN-free. Any other such row is a
 // write the application sent to the wrong shard: the ownership filter excludes it from
 // analytics, so it is missing there: FAIL.
-func unownedRows(ctx context.Context, reg *registry.Registry, src *Source, table string, w extract.Window) Result {
+func unownedRows(ctx context.Context, reg *registry.Registry, src *Source, table string, w window.Window) Result {
 	r := Result{Check: CheckUnownedRows, Shard: src.Shard, Table: table, Window: &w}
 	bs, err := src.Unowned(ctx, table, w)
 	if err != nil {

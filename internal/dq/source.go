@@ -11,6 +11,7 @@ import (
 
 	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 // Pair is one row version: the global key's text form (columns joined by '|') and its
@@ -40,7 +41,7 @@ func (s *Source) queries(table string) (*extract.Queries, registry.Table, error)
 
 // WindowChecksum returns the count and checksum of the rows of w this shard owned at
 // their instant.
-func (s *Source) WindowChecksum(ctx context.Context, table string, w extract.Window) (int64, string, error) {
+func (s *Source) WindowChecksum(ctx context.Context, table string, w window.Window) (int64, string, error) {
 	q, _, err := s.queries(table)
 	if err != nil {
 		return 0, "", err
@@ -54,7 +55,7 @@ func (s *Source) WindowChecksum(ctx context.Context, table string, w extract.Win
 }
 
 // WindowPairs returns the (key, version) pairs of the same rows, sorted by key.
-func (s *Source) WindowPairs(ctx context.Context, table string, w extract.Window) ([]Pair, error) {
+func (s *Source) WindowPairs(ctx context.Context, table string, w window.Window) ([]Pair, error) {
 	q, _, err := s.queries(table)
 	if err != nil {
 		return nil, err
@@ -171,7 +172,7 @@ type UnownedBucket struct {
 }
 
 // Unowned returns, per bucket, the rows of w that this shard did not own at their instant.
-func (s *Source) Unowned(ctx context.Context, table string, w extract.Window) ([]UnownedBucket, error) {
+func (s *Source) Unowned(ctx context.Context, table string, w window.Window) ([]UnownedBucket, error) {
 	q, _, err := s.queries(table)
 	if err != nil {
 		return nil, err

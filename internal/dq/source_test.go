@@ -8,9 +8,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/extract/extracttest"
 	"github.com/shopsphere/shardflow/internal/fleet/fleettest"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 func connect(t *testing.T, dsn string) *pgx.Conn {
@@ -33,7 +33,7 @@ func TestUnownedRows(t *testing.T) {
 	f := fleettest.Start(t, reg)
 	s00, _ := f.Shard("s00")
 	s03, _ := f.Shard("s03")
-	w := extract.Window{Start: time.Date(2026, 5, 31, 23, 0, 0, 0, time.UTC), End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
+	w := window.Window{Start: time.Date(2026, 5, 31, 23, 0, 0, 0, time.UTC), End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
 
 	// s03: its own rows plus copies of s02's moving buckets, all before the cutover
 	var moving []int64
@@ -86,7 +86,7 @@ func TestCurrentVersions(t *testing.T) {
 	f := fleettest.Start(t, reg)
 	s00, _ := f.Shard("s00")
 	a := connect(t, s00.AdminDSN)
-	w := extract.Window{Start: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 3, 1, 1, 0, 0, 0, time.UTC)}
+	w := window.Window{Start: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 3, 1, 1, 0, 0, 0, time.UTC)}
 	custs := extracttest.CustomersOwnedBy(reg, "s00", w.Start, 3, 1)
 	if err := extracttest.Fill(ctx, a, reg, extracttest.Spec{Table: "order_items", Rows: 30, From: w.Start, To: w.End, Customers: custs, Seed: "i"}); err != nil {
 		t.Fatal(err)

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/warehouse"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 // Warehouse runs dq's queries on the warehouse's raw tables (docs/contracts.md §6)
@@ -53,18 +53,18 @@ func (w *Warehouse) keyText(t registry.Table, alias ...string) string {
 	return strings.Join(parts, " || '|' || ")
 }
 
-func (w *Warehouse) windowWhere(t registry.Table, shard string, win extract.Window) string {
+func (w *Warehouse) windowWhere(t registry.Table, shard string, win window.Window) string {
 	return fmt.Sprintf("_source = 'batch' AND _shard = '%s' AND %s >= %s AND %s < %s",
 		strings.ReplaceAll(shard, "'", "''"), t.Watermark, w.ts(win.Start), t.Watermark, w.ts(win.End))
 }
 
 // WindowChecksum implements WindowSide: the batch rows of shard whose watermark is in win.
-func (w *Warehouse) WindowChecksum(ctx context.Context, table, shard string, win extract.Window) (int64, string, error) {
+func (w *Warehouse) WindowChecksum(ctx context.Context, table, shard string, win window.Window) (int64, string, error) {
 	t, ok := w.Registry.Table(table)
 	if !ok {
 		return 0, "", fmt.Errorf("table %s is not in shards.yaml", table)
 	}
-	n, sum, err := w.Checker.WindowChecksum(ctx, t, shard, win.Start, win.End)
+	n, sum, err := w.Checker.WindowChecksum(ctx, t, shard, win)
 	if err != nil {
 		return 0, "", fmt.Errorf("warehouse checksum of shard %s table %s window %s: %w", shard, table, win, err)
 	}
@@ -72,7 +72,7 @@ func (w *Warehouse) WindowChecksum(ctx context.Context, table, shard string, win
 }
 
 // WindowPairs implements WindowSide.
-func (w *Warehouse) WindowPairs(ctx context.Context, table, shard string, win extract.Window) ([]Pair, error) {
+func (w *Warehouse) WindowPairs(ctx context.Context, table, shard string, win window.Window) ([]Pair, error) {
 	t, ok := w.Registry.Table(table)
 	if !ok {
 		return nil, fmt.Errorf("table %s is not in shards.yaml", table)

@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/extract/extracttest"
 	"github.com/shopsphere/shardflow/internal/fleet/fleettest"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 // openDuck opens a fresh DuckDB warehouse with the raw tables load creates (its Checker
@@ -36,7 +36,7 @@ const insertOrder = `INSERT INTO raw.orders (order_id, customer_id, bucket, stat
 	_shard, _source, _op, _commit_ts, _file, _loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'batch', 'r', ?, 'f', now())`
 
 // copyToWarehouse loads the shard's owned rows of w into raw.orders as a batch file would.
-func copyToWarehouse(t *testing.T, ctx context.Context, src *Source, wh *Warehouse, w extract.Window) {
+func copyToWarehouse(t *testing.T, ctx context.Context, src *Source, wh *Warehouse, w window.Window) {
 	t.Helper()
 	rows, err := src.Conn.Query(ctx, `SELECT order_id::text, customer_id, bucket, status, updated_at, row_version FROM orders
 		WHERE updated_at >= $1 AND updated_at < $2`, w.Start, w.End)
@@ -74,7 +74,7 @@ func TestCompletenessDrillDown(t *testing.T) {
 	f := fleettest.Start(t, reg)
 	s00, _ := f.Shard("s00")
 	admin := connect(t, s00.AdminDSN)
-	w := extract.Window{Start: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), End: time.Date(2026, 3, 1, 11, 0, 0, 0, time.UTC)}
+	w := window.Window{Start: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), End: time.Date(2026, 3, 1, 11, 0, 0, 0, time.UTC)}
 	custs := extracttest.CustomersOwnedBy(reg, "s00", w.Start, 20, 1)
 	custs = append(custs, extracttest.CustomersOwnedBy(reg, "s01", w.Start, 2, 1)...) // misrouted rows: never counted
 	if err := extracttest.Fill(ctx, admin, reg, extracttest.Spec{Table: "orders", Rows: 500, From: w.Start, To: w.End, Customers: custs, Seed: "c"}); err != nil {

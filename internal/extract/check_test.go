@@ -8,26 +8,8 @@ import (
 	"time"
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
+	"github.com/shopsphere/shardflow/internal/window"
 )
-
-func TestWindowAligned(t *testing.T) {
-	h := time.Hour
-	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	if err := (Window{t0, t0.Add(h)}).Aligned(h); err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range []Window{{t0, t0.Add(2 * h)}, {t0.Add(time.Minute), t0.Add(h + time.Minute)}, {t0, t0}} {
-		if err := w.Aligned(h); err == nil {
-			t.Errorf("%s: aligned, want an error", w)
-		}
-	}
-	if got, err := ParseTime("2026-11-24T10:00Z"); err != nil || !got.Equal(t0) {
-		t.Fatalf("ParseTime = %v, %v", got, err)
-	}
-	if got := (Window{t0, t0.Add(h)}).String(); got != "2026-11-24T10:00Z/2026-11-24T11:00Z" {
-		t.Fatalf("String = %s", got)
-	}
-}
 
 // TestSchemaDrift: a declared column missing, a type change and an undeclared column
 // are each reported with the column, expected and found type.
@@ -92,7 +74,7 @@ func TestWrongBucketFailsLoudly(t *testing.T) {
 	ex, lake := newTestExtractor(t, reg, connect(t, sh.ExtractDSN))
 	lag := time.Duration(-2 * time.Hour) // the window is the current hour: let it count as closed
 	ex.SafetyLag = &lag
-	w := Window{at.UTC().Truncate(time.Hour), at.UTC().Truncate(time.Hour).Add(time.Hour)}
+	w := window.Window{Start: at.UTC().Truncate(time.Hour), End: at.UTC().Truncate(time.Hour).Add(time.Hour)}
 	_, err := ex.Run(ctx, Job{Shard: "s00", Table: "orders", Window: w})
 	if !errors.Is(err, ErrWrongBucket) || exitcode.Of(err) != exitcode.CheckFail || !strings.Contains(err.Error(), id) {
 		t.Fatalf("Run = %v (exit %d), want ErrWrongBucket with exit 3 naming %s", err, exitcode.Of(err), id)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 // ErrWindowOpen is the sentinel of every NotClosedError.
@@ -39,7 +41,7 @@ func (b Blocker) String() string {
 // NotClosedError says why a window cannot be extracted yet. It is retryable.
 type NotClosedError struct {
 	Shard, Table string
-	Window       Window
+	Window       window.Window
 	ShardNow     time.Time
 	SafetyLag    time.Duration
 	TooRecent    bool      // End > ShardNow − SafetyLag
@@ -84,7 +86,7 @@ type Closedness struct {
 //
 // The role must see other sessions' xact_start (superuser or pg_read_all_stats);
 // otherwise the check cannot prove anything and returns an error (not a NotClosedError).
-func CheckClosed(ctx context.Context, conn *pgx.Conn, shard, table string, w Window, safetyLag time.Duration) (Closedness, error) {
+func CheckClosed(ctx context.Context, conn *pgx.Conn, shard, table string, w window.Window, safetyLag time.Duration) (Closedness, error) {
 	var now time.Time
 	var canSee bool
 	err := conn.QueryRow(ctx, `SELECT clock_timestamp(),

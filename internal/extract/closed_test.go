@@ -12,6 +12,7 @@ import (
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 // TestLongTransactionHoldsWindow: invariant 2. A transaction writes a row inside a
@@ -38,7 +39,7 @@ func TestLongTransactionHoldsWindow(t *testing.T) {
 	}
 	const marker = "query-text-must-not-leak"
 	longKey := insertOrder(t, ctx, tx, reg, cust, marker)
-	w := Window{started.UTC().Truncate(time.Minute), started.UTC().Truncate(time.Minute).Add(time.Minute)}
+	w := window.Window{Start: started.UTC().Truncate(time.Minute), End: started.UTC().Truncate(time.Minute).Add(time.Minute)}
 
 	// a committed row in the same window, written by another session
 	other := connect(t, sh.AdminDSN)
@@ -89,7 +90,7 @@ func TestRecentWindowRefused(t *testing.T) {
 	sh := startShards(t, reg)["s00"]
 	conn := connect(t, sh.ExtractDSN)
 	now := time.Now().UTC().Truncate(time.Minute)
-	w := Window{now.Add(-3 * time.Minute), now.Add(-2 * time.Minute)}
+	w := window.Window{Start: now.Add(-3 * time.Minute), End: now.Add(-2 * time.Minute)}
 	cl, err := CheckClosed(ctx, conn, "s00", "orders", w, 5*time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +102,7 @@ func TestRecentWindowRefused(t *testing.T) {
 	if _, err := ex.Run(ctx, Job{Shard: "s00", Table: "orders", Window: w}); exitcode.Of(err) != exitcode.Retryable {
 		t.Fatalf("Run = %v, want exit 75", err)
 	}
-	w = Window{now.Add(-10 * time.Minute), now.Add(-9 * time.Minute)}
+	w = window.Window{Start: now.Add(-10 * time.Minute), End: now.Add(-9 * time.Minute)}
 	if cl, err := CheckClosed(ctx, conn, "s00", "orders", w, 5*time.Minute); err != nil || !cl.Closed {
 		t.Fatalf("window %s: %+v %v, want closed", w, cl, err)
 	}
@@ -169,7 +170,7 @@ func TestPreparedTransactionHoldsWindow(t *testing.T) {
 	}
 	_ = tx.Rollback(ctx) // the session is free again; the transaction lives on, prepared
 	conn := connect(t, sh.ExtractDSN)
-	w := Window{time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC), time.Date(2026, 3, 10, 10, 1, 0, 0, time.UTC)}
+	w := window.Window{Start: time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC), End: time.Date(2026, 3, 10, 10, 1, 0, 0, time.UTC)}
 	cl, err := CheckClosed(ctx, conn, "s00", "orders", w, 0)
 	if err != nil {
 		t.Fatal(err)

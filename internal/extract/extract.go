@@ -3,7 +3,7 @@
 // in one REPEATABLE READ snapshot with keyset pages on the (updated_at, pk) index, keeps
 // only the rows the shard owned at their instant, tokenizes PCI columns in-process,
 // writes one Parquet file at a deterministic key and then its manifest
-// (docs/contracts.md §1-§5, ARCHITECTURE.md invariants 1-3, 5, 6).
+// (docs/contracts.md §1-§5; invariants 1-3, 5 and 6 of docs/architecture.md).
 //
 // Idempotency: for a given (shard, table, window) a run writes the same two keys
 // (landing.BatchKey and its manifest). A re-run first deletes the manifest, then
@@ -27,6 +27,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 // Sentinels.
@@ -34,16 +35,16 @@ var (
 	// ErrChecksumMismatch: the rows streamed differ from the snapshot's own count and
 	// checksum (a bug or a concurrent schema change); no manifest was written.
 	ErrChecksumMismatch = errors.New("self-check failed")
-	// ErrWrongBucket: a row's bucket column is not registry.Bucket(customer_id): the
-	// application wrote a wrong bucket, and ownership cannot be decided for it.
-	ErrWrongBucket = errors.New("row has a wrong bucket")
+	// ErrWrongBucket: a row's bucket column is not registry.Bucket(customer_id)
+	// (landing.ErrWrongBucket, the same error on both paths).
+	ErrWrongBucket = landing.ErrWrongBucket
 )
 
 // Job is one window of one table of one shard.
 type Job struct {
 	Shard  string
 	Table  string
-	Window Window
+	Window window.Window
 }
 
 func (j Job) String() string {
@@ -66,9 +67,9 @@ type Result struct {
 type Extractor struct {
 	Registry  *registry.Registry
 	Conn      *pgx.Conn // the shard, extract role; not in a transaction
-	Store     Store
-	Tokenizer Tokenizer
-	NewWriter NewFileWriter
+	Store     objstore.Store
+	Tokenizer landing.Tokenizer
+	NewWriter landing.NewFileWriter
 
 	CodeVersion    string
 	Logger         *slog.Logger
@@ -186,6 +187,10 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 	if err != nil {
 		return nil, usageErr(err)
 	}
+	pipe, err := landing.NewPipeline(e.Registry, t, e.Tokenizer, e.NewWriter)
+	if err != nil {
+		return nil, usageErr(fmt.Errorf("%s: %w", j, err))
+	}
 	if err := CheckSchema(ctx, e.Conn, j.Shard, t); err != nil {
 		if errors.Is(err, ErrSchemaDrift) {
 			return nil, driftErr(err)
@@ -222,7 +227,6 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 	}
 
 	extractedAt := e.now().UTC().Truncate(time.Microsecond)
-	cols := landing.Columns(t)
 	res := &Result{Job: j, DataKey: dataKey, ManifestKey: manKey}
 
 	// The data file streams through a pipe into the store; sha256 and size on the way.
@@ -240,33 +244,15 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 		return nil, err
 	}
 
-	fw, err := e.NewWriter(counter, cols)
+	f, err := pipe.Open(counter, landing.Lineage{Shard: j.Shard, Source: landing.Batch,
+		WindowStart: j.Window.Start.UTC(), WindowEnd: j.Window.End.UTC(), ExtractedAt: extractedAt})
 	if err != nil {
-		return abort(fmt.Errorf("%s: open parquet writer: %w", j, err))
+		return abort(fmt.Errorf("%s: %w", j, err))
 	}
-
-	var sum landing.Checksum
 	sc, err := newScanner(q.Columns())
 	if err != nil {
 		return abort(fmt.Errorf("%s: %w", j, err))
 	}
-	policies := make([]registry.PCIPolicy, len(q.cols))
-	for i, c := range q.cols {
-		policies[i] = c.PCI
-	}
-	nLanded := len(q.cols)
-	row := make([]any, len(cols))
-	lineage := row[nLanded:]
-	lineage[0] = j.Shard
-	lineage[1] = string(landing.Batch)
-	lineage[2] = "r"
-	lineage[4] = j.Window.Start.UTC()
-	lineage[5] = j.Window.End.UTC()
-	lineage[6] = extractedAt
-	lineage[8] = nil // _lsn
-	lineage[9] = nil // _txid
-	keyParts := make([]string, len(q.keyIdx))
-	epochs := map[int]bool{}
 
 	pageSize := e.pageSize()
 	lastLog := time.Now()
@@ -287,43 +273,11 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 		if p.err != nil {
 			return abort(classify(fmt.Errorf("%s: page %d: %w", j, res.Pages+1, p.err)))
 		}
-		for r := 0; r < p.n; r++ {
-			copy(row[:nLanded], p.rows[r])
+		for _, row := range p.rows[:p.n] {
 			res.Scanned++
-			wm := row[q.wmIdx].(time.Time)
-			cust, _ := row[q.custIdx].(int64)
-			b, _ := row[q.buckIdx].(int32)
-			for i, k := range q.keyIdx {
-				keyParts[i] = landing.KeyValueText(row[k])
-			}
-			if want := e.Registry.Bucket(cust); int(b) != want {
-				return abort(dataErr(fmt.Errorf("%s: %w: key %s customer_id %d has bucket %d, registry.Bucket gives %d; fix the application's bucket computation",
-					j, ErrWrongBucket, landing.KeyText(keyParts...), cust, b, want)))
-			}
-			if !e.Registry.Owns(j.Shard, int(b), wm) {
-				res.Unowned++
-				continue
-			}
-			for i, pol := range policies {
-				if pol == "" || pol == registry.PCIKeep || row[i] == nil {
-					continue
-				}
-				s, _ := row[i].(string)
-				tok, err := e.Tokenizer.Apply(q.cols[i], s)
-				if err != nil {
-					// the error never carries the value
-					return abort(fmt.Errorf("%s: tokenize column %s of key %s: %w", j, q.cols[i].Name, landing.KeyText(keyParts...), err))
-				}
-				row[i] = tok
-			}
-			epoch := e.Registry.EpochAt(wm)
-			epochs[epoch] = true
-			lineage[3] = int32(epoch)
-			lineage[7] = wm
-			ver, _ := row[q.verIdx].(int64)
-			sum.Add(landing.KeyText(keyParts...), ver)
-			if err := fw.Write(row); err != nil {
-				return abort(fmt.Errorf("%s: write row: %w", j, err))
+			// a batch row has no commit time of its own: _commit_ts is its watermark
+			if err := f.Add(row, landing.Change{Op: "r", CommitTS: row[q.wmIdx].(time.Time)}); err != nil {
+				return abort(fmt.Errorf("%s: %w", j, err))
 			}
 		}
 		free <- p
@@ -333,14 +287,16 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 		}
 		if time.Since(lastLog) >= every {
 			el := time.Since(start)
-			log.Info("extract progress", "rows", sum.Rows(), "scanned", res.Scanned, "pages", res.Pages,
+			log.Info("extract progress", "rows", f.Checksum().Rows(), "scanned", res.Scanned, "pages", res.Pages,
 				"rows_per_s", int64(float64(res.Scanned)/el.Seconds()), "duration", el.Round(time.Millisecond))
 			lastLog = time.Now()
 		}
 	}
-	if err := fw.Close(); err != nil {
-		return abort(fmt.Errorf("%s: close parquet writer: %w", j, err))
+	if err := f.Close(); err != nil {
+		return abort(fmt.Errorf("%s: %w", j, err))
 	}
+	res.Unowned = f.Unowned()
+	sum := f.Checksum()
 	if sum.Rows() != srcRows || sum.String() != srcSum {
 		return abort(dataErr(fmt.Errorf("%s: %w: streamed %d rows checksum %s, the snapshot's ownership-filtered SQL says %d rows checksum %s; no manifest written",
 			j, ErrChecksumMismatch, sum.Rows(), sum.String(), srcRows, srcSum)))
@@ -359,13 +315,9 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 	}
 
 	epoch := e.Registry.EpochAt(j.Window.Start)
-	if len(epochs) > 0 {
+	if newest, ok := f.Epoch(); ok && newest > epoch {
 		// a window that spans a cutover records the newest epoch of its rows
-		for ep := range epochs {
-			if ep > epoch {
-				epoch = ep
-			}
-		}
+		epoch = newest
 	}
 	ws, we := j.Window.Start.UTC(), j.Window.End.UTC()
 	m := &landing.Manifest{
@@ -373,7 +325,7 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 		WindowStart: &ws, WindowEnd: &we, RegistryEpoch: epoch,
 		Rows: sum.Rows(), Checksum: sum.String(),
 		DataKey: dataKey, DataBytes: counter.n, DataSHA256: hex.EncodeToString(counter.h.Sum(nil)),
-		Columns: cols, TokenizerKeyID: e.Tokenizer.KeyID(), ExtractedAt: extractedAt, CodeVersion: e.CodeVersion,
+		Columns: pipe.Columns(), TokenizerKeyID: e.Tokenizer.KeyID(), ExtractedAt: extractedAt, CodeVersion: e.CodeVersion,
 	}
 	body, err := m.Marshal()
 	if err != nil {
@@ -413,7 +365,7 @@ type page struct {
 // in order, on the returned channel, which it closes after the last page (one with fewer
 // than pageSize rows), an error, or ctx's end. The consumer returns each page on free
 // when done with it; three pages circulate.
-func readPages(ctx context.Context, tx pgx.Tx, q *Queries, w Window, pageSize int, sc *scanner) (<-chan *page, chan<- *page) {
+func readPages(ctx context.Context, tx pgx.Tx, q *Queries, w window.Window, pageSize int, sc *scanner) (<-chan *page, chan<- *page) {
 	const buffers = 3
 	out := make(chan *page, 1)
 	free := make(chan *page, buffers)

@@ -2,7 +2,6 @@ package extract
 
 import (
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/tokenize"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 // testKey is the tokenizer key of the tests (32+ bytes).
@@ -24,7 +24,7 @@ type lakeT struct {
 	dir.Store
 }
 
-func (l lakeT) has(t *testing.T, w Window, shard, table string) bool {
+func (l lakeT) has(t *testing.T, w window.Window, shard, table string) bool {
 	t.Helper()
 	_, err := os.Stat(filepath.Join(l.Root, landing.ManifestKey(landing.BatchKey(table, shard, w.Start, w.End))))
 	return err == nil
@@ -57,5 +57,5 @@ func newTestExtractor(t *testing.T, reg *registry.Registry, conn *pgx.Conn) (*Ex
 		t.Fatal(err)
 	}
 	_ = context.Background
-	return &Extractor{Registry: reg, Conn: conn, Store: lake, Tokenizer: tok, NewWriter: func(w io.Writer, c []landing.Column) (FileWriter, error) { return landing.NewParquetWriter(w, c) }, CodeVersion: "test"}, lake
+	return &Extractor{Registry: reg, Conn: conn, Store: lake, Tokenizer: tok, NewWriter: landing.OpenParquet, CodeVersion: "test"}, lake
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/shopsphere/shardflow/internal/extract/extracttest"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 // TestNoSeqScanOnLargeTable: invariant 1. On a table of 1M rows, neither the page query
@@ -38,7 +39,7 @@ func TestNoSeqScanOnLargeTable(t *testing.T) {
 	}
 	conn := connect(t, sh.ExtractDSN)
 	// a 1h window, and a 1-day window (the planner's choice changes with the range size)
-	for _, w := range []Window{{from.Add(31 * 24 * time.Hour), from.Add(31*24*time.Hour + time.Hour)}, {from.Add(10 * 24 * time.Hour), from.Add(11 * 24 * time.Hour)}} {
+	for _, w := range []window.Window{{Start: from.Add(31 * 24 * time.Hour), End: from.Add(31*24*time.Hour + time.Hour)}, {Start: from.Add(10 * 24 * time.Hour), End: from.Add(11 * 24 * time.Hour)}} {
 		page := append([]any{w.Start, w.End, 10000}, q.FirstAfter(w.Start)...)
 		mid := append([]any{w.Start, w.End, 10000}, w.Start.Add(w.End.Sub(w.Start)/2), "80000000-0000-0000-0000-000000000000")
 		cases := []struct {

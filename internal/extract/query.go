@@ -11,12 +11,6 @@ import (
 	"github.com/shopsphere/shardflow/internal/registry"
 )
 
-// Column names every source table has (docs/contracts.md §1).
-const (
-	ColCustomerID = "customer_id"
-	ColBucket     = "bucket"
-)
-
 // Queries are the SQL statements that read one table of one shard. Every statement
 // reads through the table's watermark index (<table>_watermark_idx on (updated_at, pk)):
 // its only range condition is on updated_at and its only order is (updated_at, pk).
@@ -41,49 +35,21 @@ type Queries struct {
 	// [$1, $2) this shard did NOT own at their instant, per bucket.
 	Unowned string
 
-	cols    []registry.Column // landed columns, in SELECT order
-	keyIdx  []int             // positions of the primary key columns in cols
-	wmIdx   int               // position of the watermark
-	verIdx  int               // position of the version
-	custIdx int               // position of customer_id
-	buckIdx int               // position of bucket
+	cols   []registry.Column // landed columns, in SELECT order
+	keyIdx []int             // positions of the primary key columns in cols
+	wmIdx  int               // position of the watermark
 }
 
 // NewQueries builds the statements for table t on shard, with the ownership
 // intervals of that shard (registry.ShardIntervals).
 func NewQueries(t registry.Table, intervals []registry.Interval) (*Queries, error) {
-	q := &Queries{Table: t, cols: t.Landed(), wmIdx: -1, verIdx: -1, custIdx: -1, buckIdx: -1}
-	pos := map[string]int{}
-	for i, c := range q.cols {
-		pos[c.Name] = i
-	}
-	need := func(name string) (int, error) {
-		i, ok := pos[name]
-		if !ok {
-			return -1, fmt.Errorf("table %s: column %s is required and must be landed", t.Name, name)
-		}
-		return i, nil
-	}
-	var err error
-	for _, k := range t.PrimaryKey {
-		i, e := need(k)
-		if e != nil {
-			return nil, e
-		}
-		q.keyIdx = append(q.keyIdx, i)
-	}
-	if q.wmIdx, err = need(t.Watermark); err != nil {
+	q := &Queries{Table: t, cols: t.Landed()}
+	// the columns the statements and the row pipeline rely on (landing.Required)
+	pos, err := landing.Required(t)
+	if err != nil {
 		return nil, err
 	}
-	if q.verIdx, err = need(t.Version); err != nil {
-		return nil, err
-	}
-	if q.custIdx, err = need(ColCustomerID); err != nil {
-		return nil, err
-	}
-	if q.buckIdx, err = need(ColBucket); err != nil {
-		return nil, err
-	}
+	q.keyIdx, q.wmIdx = pos[:len(t.PrimaryKey)], pos[len(t.PrimaryKey)]
 
 	tbl := ident(t.Name)
 	wm := ident(t.Watermark)
@@ -108,7 +74,7 @@ func NewQueries(t registry.Table, intervals []registry.Interval) (*Queries, erro
 	}
 	cnt, sum := landing.ChecksumSQL(landing.Postgres, keys, ident(t.Version))
 	from := fmt.Sprintf("%s t JOIN (VALUES %s) AS own(lo, hi, vfrom, vto) ON t.%s BETWEEN own.lo AND own.hi AND t.%s >= own.vfrom AND t.%s < own.vto WHERE t.%s >= $1 AND t.%s < $2",
-		tbl, ownershipValues(intervals), ident(ColBucket), wm, wm, wm, wm)
+		tbl, ownershipValues(intervals), ident(landing.ColBucket), wm, wm, wm, wm)
 	q.Checksum = fmt.Sprintf("SELECT %s, %s FROM %s", cnt, sum, from)
 	keyText := make([]string, len(keys))
 	for i, k := range keys {
@@ -116,7 +82,7 @@ func NewQueries(t registry.Table, intervals []registry.Interval) (*Queries, erro
 	}
 	q.Pairs = fmt.Sprintf("SELECT %s AS key_text, t.%s FROM %s ORDER BY 1", strings.Join(keyText, " || '|' || "), ident(t.Version), from)
 	q.Unowned = fmt.Sprintf("SELECT t.%s, count(*), min(t.%s), max(t.%s) FROM %s t WHERE t.%s >= $1 AND t.%s < $2 AND NOT EXISTS (SELECT 1 FROM (VALUES %s) AS own(lo, hi, vfrom, vto) WHERE t.%s BETWEEN own.lo AND own.hi AND t.%s >= own.vfrom AND t.%s < own.vto) GROUP BY 1 ORDER BY 1",
-		ident(ColBucket), wm, wm, tbl, wm, wm, ownershipValues(intervals), ident(ColBucket), wm, wm)
+		ident(landing.ColBucket), wm, wm, tbl, wm, wm, ownershipValues(intervals), ident(landing.ColBucket), wm, wm)
 	return q, nil
 }
 

@@ -2,7 +2,6 @@ package extract
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -10,39 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
-	"github.com/shopsphere/shardflow/internal/landing"
-	"github.com/shopsphere/shardflow/internal/registry"
 )
-
-// Store is the part of the object store extract uses.
-//
-// Put stores everything read from r under key, replacing what was there; the object
-// becomes visible only when r reaches io.EOF, and if reading r fails the previous
-// object (or its absence) stays. Delete removes key and succeeds when it is absent.
-type Store interface {
-	Put(ctx context.Context, key string, r io.Reader) error
-	Delete(ctx context.Context, key string) error
-}
-
-// Tokenizer turns the value of a PCI column into its landed form (docs/contracts.md §4):
-// the same column and value give the same result on every shard and in every run. It is
-// called only for columns whose policy is token, last4 or bin, never with NULL. Its
-// errors never contain the value.
-type Tokenizer interface {
-	Apply(c registry.Column, value string) (string, error)
-	KeyID() string
-}
-
-// FileWriter writes landed rows into one Parquet file. Write takes one row in the order
-// of the columns the writer was opened with, as string, int64, int32, bool, time.Time or
-// nil, and may keep no reference to it after returning. Close flushes the file footer.
-type FileWriter interface {
-	Write(row []any) error
-	Close() error
-}
-
-// NewFileWriter opens a FileWriter over w for the given columns.
-type NewFileWriter func(w io.Writer, cols []landing.Column) (FileWriter, error)
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 

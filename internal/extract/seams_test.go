@@ -22,8 +22,9 @@ import (
 	"github.com/shopsphere/shardflow/internal/tokenize"
 )
 
-// What extract relies on from its seams (the doc comments of Store, Tokenizer and
-// FileWriter), checked against every implementation wired into extract-window.
+// What extract relies on from its seams (the doc comments of objstore.Store,
+// landing.Tokenizer and landing.FileWriter), checked against every implementation wired
+// into extract-window.
 
 func TestStoreContract(t *testing.T) {
 	root := t.TempDir()
@@ -38,7 +39,7 @@ func TestStoreContract(t *testing.T) {
 		}
 	}
 	type storeT struct {
-		s   Store
+		s   objstore.Store
 		get func(key string) ([]byte, error)
 	}
 	stores := map[string]storeT{
@@ -104,7 +105,7 @@ func TestTokenizerContract(t *testing.T) {
 	if _, err := tokenize.New("k1", []byte("short")); err == nil {
 		t.Error("a 5-byte key was accepted")
 	}
-	for name, tk := range map[string]Tokenizer{"tokenize": a} {
+	for name, tk := range map[string]landing.Tokenizer{"tokenize": a} {
 		t.Run(name, func(t *testing.T) {
 			pan := "4111111111111111"
 			t1, _ := tk.Apply(col("card_number"), pan)
@@ -134,8 +135,8 @@ func TestFileWriterContract(t *testing.T) {
 	reg := testRegistry(t, time.Hour, 5*time.Minute)
 	tb, _ := reg.Table("orders")
 	cols := landing.Columns(tb)
-	writers := map[string]NewFileWriter{
-		"landing.ParquetWriter": func(w io.Writer, c []landing.Column) (FileWriter, error) { return landing.NewParquetWriter(w, c) },
+	writers := map[string]landing.NewFileWriter{
+		"landing.ParquetWriter": landing.OpenParquet,
 	}
 	at := time.Date(2026, 3, 10, 10, 0, 0, 123456000, time.UTC)
 	row := []any{"0190a0e4-0000-7000-8000-000000000001", int64(42), int32(7), "paid", "EUR", "eu", int64(1000), int64(0), false, at, at, int64(3),

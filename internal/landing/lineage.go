@@ -1,6 +1,10 @@
 package landing
 
-import "github.com/shopsphere/shardflow/internal/registry"
+import (
+	"time"
+
+	"github.com/shopsphere/shardflow/internal/registry"
+)
 
 // Lineage column names, appended after a table's landed columns in every file.
 const (
@@ -38,4 +42,44 @@ func Columns(t registry.Table) []Column {
 		out = append(out, Column{c.Name, c.Type})
 	}
 	return append(out, LineageColumns...)
+}
+
+// Change is the part of a row's lineage that the source says of each row: what
+// happened to it and where in the shard's history.
+type Change struct {
+	Op       string    // _op: c, u, d, or r (a read: every batch row, a CDC snapshot row)
+	CommitTS time.Time // _commit_ts: the commit time; a batch row, whose commit is not known, gives its watermark
+	LSN      int64     // _lsn: the change's WAL position (CDC files only)
+	TxID     int64     // _txid: the source transaction (CDC files only)
+}
+
+// Lineage is the values of LineageColumns for one landed row. The per-file fields are
+// set once for a file; Pipeline sets RegistryEpoch and Change for each row.
+type Lineage struct {
+	Shard         string    // _shard
+	Source        Source    // _source
+	RegistryEpoch int       // _registry_epoch: the epoch of the ownership that accepted the row
+	WindowStart   time.Time // _window_start (batch files only)
+	WindowEnd     time.Time // _window_end (batch files only)
+	ExtractedAt   time.Time // _extracted_at
+	Change
+}
+
+// Put writes l into dst, one value per LineageColumns entry in that order. A batch
+// file has NULL _lsn and _txid, a CDC file NULL _window_start and _window_end.
+func (l *Lineage) Put(dst []any) {
+	dst[0] = l.Shard
+	dst[1] = string(l.Source)
+	dst[2] = l.Op
+	dst[3] = int32(l.RegistryEpoch)
+	dst[4], dst[5] = nil, nil
+	if l.Source == Batch {
+		dst[4], dst[5] = l.WindowStart, l.WindowEnd
+	}
+	dst[6] = l.ExtractedAt
+	dst[7] = l.CommitTS
+	dst[8], dst[9] = nil, nil
+	if l.Source == CDC {
+		dst[8], dst[9] = l.LSN, l.TxID
+	}
 }

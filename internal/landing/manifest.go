@@ -2,6 +2,14 @@
 // files and manifests, the manifest that makes a file count as landed, the Parquet layout
 // of landed rows (the table's landed columns plus lineage), and the order-independent row
 // checksum that extract, load, dq and dbt all compute the same way (docs/contracts.md §5).
+//
+// It also holds the one row pipeline of both paths (Pipeline): from a source row to a
+// landed row (bucket check, ownership at the change's instant, tokenization, lineage,
+// checksum) and the seams it writes through (Tokenizer, FileWriter, Ownership). The
+// pipeline lives here, not in a package of its own, because what it produces is exactly
+// this package's contract: the columns, lineage values and checksum of a landed file;
+// extract and the CDC consumer only bring the rows (a keyset page, a change event) and
+// the file's place in the object store.
 package landing
 
 import (

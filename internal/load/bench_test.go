@@ -12,6 +12,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
 	"github.com/shopsphere/shardflow/internal/warehouse/warehousetest"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 // benchRows is the size of the window the benchmarks load.
@@ -41,7 +42,7 @@ func BenchmarkLoadWindow(b *testing.B) {
 		}
 		l := &load.Loader{Store: localDir{dirStore{Dir: dir.Store{Root: lake}}}, Warehouse: w, Registry: reg}
 		b.StartTimer()
-		s, err := l.LoadWindow(ctx, "orders", "s00", warehousetest.T0, warehousetest.T0.Add(time.Hour))
+		s, err := l.LoadWindow(ctx, "orders", "s00", window.Window{Start: warehousetest.T0, End: warehousetest.T0.Add(time.Hour)})
 		b.StopTimer()
 		if err != nil || s.Rows != f.Manifest.Rows {
 			b.Fatalf("load: %+v %v", s, err)

@@ -24,6 +24,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/warehouse"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 // Store is what load needs of the object store: keys are relative to the landing root.
@@ -91,10 +92,10 @@ func (l *Loader) log() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// LoadWindow loads the batch file of one window [start, end) of table on shard.
-func (l *Loader) LoadWindow(ctx context.Context, table, shard string, start, end time.Time) (Summary, error) {
+// LoadWindow loads the batch file of one window of table on shard.
+func (l *Loader) LoadWindow(ctx context.Context, table, shard string, w window.Window) (Summary, error) {
 	sum := Summary{Shard: shard}
-	key := landing.ManifestKey(landing.BatchKey(table, shard, start, end))
+	key := landing.ManifestKey(landing.BatchKey(table, shard, w.Start, w.End))
 	known, err := l.known(ctx, warehouse.HistoryFilter{Key: landing.DataKeyOf(key)})
 	if err != nil {
 		return sum, err
@@ -281,7 +282,7 @@ func (l *Loader) loadOne(ctx context.Context, manifestKey string, known map[stri
 	if err != nil {
 		return err
 	}
-	attrs = append(attrs, slog.String("table", m.Table), slog.String("window", window(m)))
+	attrs = append(attrs, slog.String("table", m.Table), slog.String("window", windowOf(m)))
 	if known[m.DataKey] == m.DataSHA256 {
 		s.Skipped++
 		l.log().Debug("already loaded", append(attrs, slog.Int64("rows", m.Rows))...)
@@ -328,7 +329,7 @@ func (l *Loader) fail(step, key string) error {
 	return nil
 }
 
-func window(m *landing.Manifest) string {
+func windowOf(m *landing.Manifest) string {
 	if m.WindowStart != nil && m.WindowEnd != nil {
 		return m.WindowStart.UTC().Format(time.RFC3339) + "/" + m.WindowEnd.UTC().Format(time.RFC3339)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/warehouse"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
 	"github.com/shopsphere/shardflow/internal/warehouse/warehousetest"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 // dirStore is the directory store seen as a remote one (List and Get only, no
@@ -284,13 +285,13 @@ func TestReplaceCrash(t *testing.T) {
 			}
 			return nil
 		}
-		if _, err := f.loader(w, true).LoadWindow(f.ctx, "orders", "s00", t0, t0.Add(time.Hour)); !errors.Is(err, errCrash) {
+		if _, err := f.loader(w, true).LoadWindow(f.ctx, "orders", "s00", window.Window{Start: t0, End: t0.Add(time.Hour)}); !errors.Is(err, errCrash) {
 			t.Fatalf("replace dying at %s: %v", step, err)
 		}
 		f.wantEqual(f.state(w), before, "replace died at "+step)
 	}
 	w.Failpoint = nil
-	sum, err := f.loader(w, true).LoadWindow(f.ctx, "orders", "s00", t0, t0.Add(time.Hour))
+	sum, err := f.loader(w, true).LoadWindow(f.ctx, "orders", "s00", window.Window{Start: t0, End: t0.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,14 +361,14 @@ func TestWindowAndFilters(t *testing.T) {
 	defer w.Close()
 	l := f.loader(w, false)
 	t0 := warehousetest.T0.Add(time.Hour)
-	s, err := l.LoadWindow(f.ctx, "orders", "s01", t0, t0.Add(time.Hour))
+	s, err := l.LoadWindow(f.ctx, "orders", "s01", window.Window{Start: t0, End: t0.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.Loaded != 1 || s.Rows != 25 {
 		t.Fatalf("window: %+v, want 1 file of 25 rows", s)
 	}
-	if _, err := l.LoadWindow(f.ctx, "orders", "s01", t0.Add(9*time.Hour), t0.Add(10*time.Hour)); !errors.Is(err, load.ErrNotLanded) || exitcode.Of(err) != exitcode.Retryable {
+	if _, err := l.LoadWindow(f.ctx, "orders", "s01", window.Window{Start: t0.Add(9 * time.Hour), End: t0.Add(10 * time.Hour)}); !errors.Is(err, load.ErrNotLanded) || exitcode.Of(err) != exitcode.Retryable {
 		t.Fatalf("window not landed: %v (exit %d), want ErrNotLanded, exit 75", err, exitcode.Of(err))
 	}
 	sums, err := l.LoadAll(f.ctx, load.Filter{Table: "orders", Shard: "s01"})
@@ -395,7 +396,7 @@ func TestUnreachableStoreIsRetryable(t *testing.T) {
 	if _, err := l.LoadAll(f.ctx, load.Filter{}); exitcode.Of(err) != exitcode.Retryable {
 		t.Fatalf("list failing: %v (exit %d), want 75", err, exitcode.Of(err))
 	}
-	if _, err := l.LoadWindow(f.ctx, "orders", "s00", warehousetest.T0, warehousetest.T0.Add(time.Hour)); exitcode.Of(err) != exitcode.Retryable {
+	if _, err := l.LoadWindow(f.ctx, "orders", "s00", window.Window{Start: warehousetest.T0, End: warehousetest.T0.Add(time.Hour)}); exitcode.Of(err) != exitcode.Retryable {
 		t.Fatalf("get failing: %v (exit %d), want 75", err, exitcode.Of(err))
 	}
 }

@@ -215,6 +215,12 @@ func TestOwnershipAcrossEpochs(t *testing.T) {
 		if !r.Owns(c.shard, c.bucket, c.at) {
 			t.Errorf("Owns(%s, %d, %s) = false", c.shard, c.bucket, c.at)
 		}
+		// Owned (landing.Ownership) is Owns with EpochAt, also for the shard that did not own it
+		for _, sh := range []string{"a", "b"} {
+			if epoch, ok := r.Owned(sh, c.bucket, c.at); ok != (sh == c.shard) || epoch != c.wantEpoch {
+				t.Errorf("Owned(%s, %d, %s) = %d, %v, want %d, %v", sh, c.bucket, c.at, epoch, ok, c.wantEpoch, sh == c.shard)
+			}
+		}
 	}
 	if got := FormatRanges(r.OwnedAt("a", jan.Add(-time.Hour))); got != "0-7" {
 		t.Errorf("a owned %s before the first move, want 0-7", got)

@@ -10,7 +10,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/airflow"
 	"github.com/shopsphere/shardflow/internal/dagen"
 	"github.com/shopsphere/shardflow/internal/exitcode"
-	"github.com/shopsphere/shardflow/internal/extract"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 func init() {
@@ -108,14 +108,14 @@ func runBackfill(ctx context.Context, env Env, args []string) error {
 	return nil
 }
 
-// parseInstant reads a window bound (extract.ParseTime) and checks it is aligned to window.
-func parseInstant(flagName, s string, window time.Duration) (time.Time, error) {
-	t, err := extract.ParseTime(s)
+// parseInstant reads a window bound (window.Parse) and checks it is aligned to size.
+func parseInstant(flagName, s string, size time.Duration) (time.Time, error) {
+	t, err := window.Parse(s)
 	if err != nil {
 		return time.Time{}, exitcode.Errorf(exitcode.Usage, "backfill: %s: %v", flagName, err)
 	}
-	if t.Truncate(window) != t {
-		return time.Time{}, exitcode.Errorf(exitcode.Usage, "backfill: %s %s is not aligned to extract.window %s", flagName, s, window)
+	if t.Truncate(size) != t {
+		return time.Time{}, exitcode.Errorf(exitcode.Usage, "backfill: %s %s is not aligned to extract.window %s", flagName, s, size)
 	}
 	return t, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 // Raw-table names and columns every backend shares.
@@ -116,8 +117,8 @@ type Checker interface {
 	// file with rows it equals its history entry's loaded_at (finance marks rely on it).
 	FileLoadedAt(ctx context.Context, t registry.Table, fileKey string) (time.Time, error)
 	// WindowChecksum is the count and checksum of shard's batch rows of t whose
-	// watermark is in [start, end).
-	WindowChecksum(ctx context.Context, t registry.Table, shard string, start, end time.Time) (rows int64, checksum string, err error)
+	// watermark is in w.
+	WindowChecksum(ctx context.Context, t registry.Table, shard string, w window.Window) (rows int64, checksum string, err error)
 	// DuplicateKeys counts (global key, version) pairs that occur more than once among
 	// one shard's batch rows (an exactly-once violation: windows do not overlap and a
 	// reloaded file replaces its rows), and returns up to limit of them as text.

@@ -19,8 +19,8 @@ import (
 	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/dq"
 	"github.com/shopsphere/shardflow/internal/exitcode"
-	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 const help = `dq checks that the warehouse holds exactly what the shards hold.
@@ -172,32 +172,32 @@ func verdict(rep *dq.Report) error {
 	return nil
 }
 
-func windowsOf(window, from, to string, size time.Duration) ([]extract.Window, error) {
+func windowsOf(start, from, to string, size time.Duration) ([]window.Window, error) {
 	switch {
-	case window != "" && (from != "" || to != ""):
+	case start != "" && (from != "" || to != ""):
 		return nil, errors.New("give either --window or --from/--to")
-	case window != "":
-		t0, err := extract.ParseTime(window)
+	case start != "":
+		t0, err := window.Parse(start)
 		if err != nil {
 			return nil, fmt.Errorf("--window: %w", err)
 		}
-		w := extract.Window{Start: t0, End: t0.Add(size)}
-		return []extract.Window{w}, w.Aligned(size)
+		w := window.Window{Start: t0, End: t0.Add(size)}
+		return []window.Window{w}, w.Aligned(size)
 	case from != "" || to != "":
-		a, err := extract.ParseTime(from)
+		a, err := window.Parse(from)
 		if err != nil {
 			return nil, fmt.Errorf("--from: %w", err)
 		}
-		b, err := extract.ParseTime(to)
+		b, err := window.Parse(to)
 		if err != nil {
 			return nil, fmt.Errorf("--to: %w", err)
 		}
 		if a.Truncate(size) != a || b.Truncate(size) != b || !b.After(a) {
 			return nil, fmt.Errorf("--from %s and --to %s must be aligned to extract.window %s, from before to", from, to, size)
 		}
-		var out []extract.Window
+		var out []window.Window
 		for t := a; t.Before(b); t = t.Add(size) {
-			out = append(out, extract.Window{Start: t, End: t.Add(size)})
+			out = append(out, window.Window{Start: t, End: t.Add(size)})
 		}
 		return out, nil
 	}

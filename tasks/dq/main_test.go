@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,9 +16,11 @@ import (
 	"github.com/shopsphere/shardflow/internal/extract/extracttest"
 	"github.com/shopsphere/shardflow/internal/fleet/fleettest"
 	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/load/loadtest"
 	objdir "github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/tokenize"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 const testKey = "test-tokenizer-key-0123456789abcdef"
@@ -46,7 +47,7 @@ func TestDQEndToEnd(t *testing.T) {
 	f := fleettest.Start(t, reg)
 	env := map[string]string{"SHARDFLOW_REGISTRY": regPath, "SHARDFLOW_ENV": "local"}
 
-	w := extract.Window{Start: time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC)}
+	w := window.Window{Start: time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC)}
 	w.End = w.Start.Add(reg.Extract.Window.Duration)
 	tok, _ := tokenize.New(reg.Tokenizer.KeyID, []byte(testKey))
 	for _, s := range f.Shards {
@@ -67,9 +68,7 @@ func TestDQEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		ex := &extract.Extractor{Registry: reg, Conn: conn, Store: objdir.Store{Root: lake}, Tokenizer: tok, CodeVersion: "test",
-			NewWriter: func(w io.Writer, c []landing.Column) (extract.FileWriter, error) {
-				return landing.NewParquetWriter(w, c)
-			}}
+			NewWriter: landing.OpenParquet}
 		for _, tb := range []string{"orders", "payments"} {
 			if _, err := ex.Run(ctx, extract.Job{Shard: s.ID, Table: tb, Window: w}); err != nil {
 				t.Fatal(err)
@@ -85,7 +84,7 @@ func TestDQEndToEnd(t *testing.T) {
 		}
 		defer wh.Close()
 		for _, tb := range []string{"orders", "payments"} {
-			if _, err := extracttest.LoadLanded(ctx, wh, reg, lake, tb); err != nil {
+			if _, err := loadtest.LoadLanded(ctx, wh, reg, lake, tb); err != nil {
 				t.Fatal(err)
 			}
 		}

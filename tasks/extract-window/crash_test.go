@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"github.com/shopsphere/shardflow/internal/dq"
-	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/extract/extracttest"
+	"github.com/shopsphere/shardflow/internal/load/loadtest"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 // TestKillAndRerun: invariant 3. extract-window is SIGKILLed after some pages, and
@@ -23,7 +24,7 @@ func TestKillAndRerun(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, "100")
 	hour := e.reg.Extract.Window.Duration
-	windows := []extract.Window{window("2026-03-10T10:00Z", hour), window("2026-03-10T11:00Z", hour)}
+	windows := []window.Window{windowAt("2026-03-10T10:00Z", hour), windowAt("2026-03-10T11:00Z", hour)}
 	shards := []string{"s00", "s01"}
 	for _, sh := range shards {
 		// owned rows, plus a few rows of another shard's customers (excluded by ownership)
@@ -38,7 +39,7 @@ func TestKillAndRerun(t *testing.T) {
 		}
 	}
 	db := e.warehouse()
-	args := func(sh string, w extract.Window) []string {
+	args := func(sh string, w window.Window) []string {
 		return []string{"--shard", sh, "--table", "orders", "--window", w.Start.Format(time.RFC3339)}
 	}
 
@@ -86,7 +87,7 @@ func TestKillAndRerun(t *testing.T) {
 					}
 					return nil
 				}
-				if _, err := extracttest.LoadLanded(ctx, db, e.reg, e.lake, "orders"); err == nil || !strings.Contains(err.Error(), "crash at "+step) {
+				if _, err := loadtest.LoadLanded(ctx, db, e.reg, e.lake, "orders"); err == nil || !strings.Contains(err.Error(), "crash at "+step) {
 					t.Fatalf("load with a crash at %s: %v", step, err)
 				}
 				db.Failpoint = nil
@@ -103,7 +104,7 @@ func TestKillAndRerun(t *testing.T) {
 					}
 					return nil
 				}
-				if _, err := extracttest.LoadLanded(ctx, db, e.reg, e.lake, "orders", crash); err == nil {
+				if _, err := loadtest.LoadLanded(ctx, db, e.reg, e.lake, "orders", crash); err == nil {
 					t.Fatalf("load with a crash at %s succeeded", step)
 				}
 			}

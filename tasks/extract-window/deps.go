@@ -3,20 +3,19 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
-	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/objstore/backend"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/tokenize"
 )
 
 type deps struct {
-	store     extract.Store
-	tokenizer extract.Tokenizer
-	newWriter extract.NewFileWriter
+	store     objstore.Store
+	tokenizer landing.Tokenizer
+	newWriter landing.NewFileWriter
 }
 
 // openDeps builds the environment's object store (a directory or S3), the keyed
@@ -35,13 +34,5 @@ func openDeps(ctx context.Context, sel *registry.Selection, env map[string]strin
 	if err != nil {
 		return nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("tokenizer (%s): %w", reg.Tokenizer.Key.Env, err))
 	}
-	return &deps{store: store, tokenizer: tok, newWriter: newWriter}, nil
-}
-
-func newWriter(w io.Writer, cols []landing.Column) (extract.FileWriter, error) {
-	pw, err := landing.NewParquetWriter(w, cols)
-	if err != nil {
-		return nil, err
-	}
-	return pw, nil
+	return &deps{store: store, tokenizer: tok, newWriter: landing.OpenParquet}, nil
 }

@@ -14,12 +14,12 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shopsphere/shardflow/internal/dq"
-	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/fleet"
 	"github.com/shopsphere/shardflow/internal/fleet/fleettest"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 const testKey = "test-tokenizer-key-0123456789abcdef"
@@ -151,7 +151,7 @@ func (e *env) extractKilled(failpoint string, args ...string) string {
 	return strings.Join(lines, "\n")
 }
 
-func (e *env) landed(table, shard string, w extract.Window) (data, manifest bool) {
+func (e *env) landed(table, shard string, w window.Window) (data, manifest bool) {
 	key := landing.BatchKey(table, shard, w.Start, w.End)
 	_, err1 := os.Stat(filepath.Join(e.lake, key))
 	_, err2 := os.Stat(filepath.Join(e.lake, landing.ManifestKey(key)))
@@ -173,10 +173,10 @@ func (e *env) dqWarehouse(wh *duckdb.Warehouse) *dq.Warehouse {
 	return &dq.Warehouse{DB: wh.DB(), Dialect: landing.DuckDB, Raw: "raw", Results: "dq.dq_results", Registry: e.reg, Checker: wh}
 }
 
-func window(start string, size time.Duration) extract.Window {
-	t0, err := extract.ParseTime(start)
+func windowAt(start string, size time.Duration) window.Window {
+	t0, err := window.Parse(start)
 	if err != nil {
 		panic(err)
 	}
-	return extract.Window{Start: t0, End: t0.Add(size)}
+	return window.Window{Start: t0, End: t0.Add(size)}
 }

@@ -10,12 +10,12 @@ import (
 	"time"
 
 	"github.com/shopsphere/shardflow/internal/dq"
-	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/extract/extracttest"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/tokenize"
+	"github.com/shopsphere/shardflow/internal/window"
 	"github.com/shopsphere/shardflow/internal/workload"
 )
 
@@ -25,7 +25,7 @@ import (
 func TestSchemaDriftOnOneShard(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, "1000")
-	w := window("2026-03-10T10:00Z", e.reg.Extract.Window.Duration)
+	w := windowAt("2026-03-10T10:00Z", e.reg.Extract.Window.Duration)
 	for _, s := range e.fleet.Shards {
 		custs := extracttest.CustomersOwnedBy(e.reg, s.ID, w.Start, 10, 1)
 		if err := extracttest.Fill(ctx, e.admin(s.ID), e.reg, extracttest.Spec{Table: "payments", Rows: 200, From: w.Start, To: w.End, Customers: custs, Seed: s.ID}); err != nil {
@@ -80,7 +80,7 @@ func TestPCINeverLands(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, "1000", "1m", "0s")
 	size := e.reg.Extract.Window.Duration
-	fixture := window("2026-03-10T10:00Z", size)
+	fixture := windowAt("2026-03-10T10:00Z", size)
 	for _, sh := range []string{"s00", "s01"} {
 		custs := extracttest.CustomersOwnedBy(e.reg, sh, fixture.Start, 10, 1)
 		if err := extracttest.Fill(ctx, e.admin(sh), e.reg, extracttest.Spec{Table: "payments", Rows: 400, From: fixture.Start, To: fixture.End, Customers: custs, Seed: sh, Cards: testPANs}); err != nil {
@@ -118,16 +118,16 @@ func TestPCINeverLands(t *testing.T) {
 	}
 
 	// the workload's 1-minute windows must close (safety lag 0 in this registry)
-	live := []extract.Window{}
+	live := []window.Window{}
 	for w0 := start.Truncate(size); w0.Before(end); w0 = w0.Add(size) {
-		live = append(live, extract.Window{Start: w0, End: w0.Add(size)})
+		live = append(live, window.Window{Start: w0, End: w0.Add(size)})
 	}
 	waitPast(t, live[len(live)-1].End)
 
 	tokens := map[string]map[string]bool{} // run → token set of the fixture PANs per shard
 	for run := 0; run < 2; run++ {
 		for _, s := range e.fleet.Shards {
-			for _, w := range append([]extract.Window{fixture}, live...) {
+			for _, w := range append([]window.Window{fixture}, live...) {
 				code, out := e.extract("--shard", s.ID, "--table", "payments", "--window", w.Start.Format(time.RFC3339))
 				for p := range pans {
 					if strings.Contains(out, p) {
@@ -244,7 +244,7 @@ func TestPCINeverLands(t *testing.T) {
 	}
 }
 
-func columnOf(t *testing.T, e *env, table, shard string, w extract.Window, col string) []string {
+func columnOf(t *testing.T, e *env, table, shard string, w window.Window, col string) []string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(e.lake, landing.BatchKey(table, shard, w.Start, w.End)))
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 const help = `extract-window lands one closed window [start, end) of one table of one shard.
@@ -147,21 +148,21 @@ func jobOf(o options, reg *registry.Registry) (extract.Job, error) {
 	if o.shard == "" || o.table == "" {
 		return extract.Job{}, errors.New("--shard and --table are required")
 	}
-	var w extract.Window
+	var w window.Window
 	var err error
 	switch {
 	case o.window != "" && (o.start != "" || o.end != ""):
 		return extract.Job{}, errors.New("give either --window or --window-start/--window-end")
 	case o.window != "":
-		if w.Start, err = extract.ParseTime(o.window); err != nil {
+		if w.Start, err = window.Parse(o.window); err != nil {
 			return extract.Job{}, fmt.Errorf("--window: %w", err)
 		}
 		w.End = w.Start.Add(reg.Extract.Window.Duration)
 	case o.start != "" && o.end != "":
-		if w.Start, err = extract.ParseTime(o.start); err != nil {
+		if w.Start, err = window.Parse(o.start); err != nil {
 			return extract.Job{}, fmt.Errorf("--window-start: %w", err)
 		}
-		if w.End, err = extract.ParseTime(o.end); err != nil {
+		if w.End, err = window.Parse(o.end); err != nil {
 			return extract.Job{}, fmt.Errorf("--window-end: %w", err)
 		}
 	default:

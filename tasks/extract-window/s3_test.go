@@ -50,7 +50,7 @@ func TestS3Environment(t *testing.T) {
 	}
 	e.vars = append(e.vars, "SHARDFLOW_ENV=s3", "AWS_ACCESS_KEY_ID="+s3test.AccessKey, "AWS_SECRET_ACCESS_KEY="+s3test.SecretKey)
 
-	w := window("2026-03-10T10:00Z", e.reg.Extract.Window.Duration)
+	w := windowAt("2026-03-10T10:00Z", e.reg.Extract.Window.Duration)
 	for _, s := range e.fleet.Shards {
 		custs := extracttest.CustomersOwnedBy(e.reg, s.ID, w.Start, 10, 1)
 		for _, tb := range []string{"orders", "payments"} {

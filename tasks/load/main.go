@@ -15,7 +15,6 @@ import (
 
 	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/exitcode"
-	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/load"
 	"github.com/shopsphere/shardflow/internal/objstore/backend"
@@ -23,6 +22,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/registry"
 	whbackend "github.com/shopsphere/shardflow/internal/warehouse/backend"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 const help = `load loads landed files (a data file with its manifest) into raw.<table>.
@@ -113,10 +113,10 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 		return nil, exitcode.Errorf(exitcode.Usage, "give --shard, --table, --window-start and --window-end, or --all")
 	}
 	var err error
-	if o.start, err = extract.ParseTime(start); err != nil {
+	if o.start, err = window.Parse(start); err != nil {
 		return nil, exitcode.Errorf(exitcode.Usage, "--window-start: %v", err)
 	}
-	if o.end, err = extract.ParseTime(end); err != nil {
+	if o.end, err = window.Parse(end); err != nil {
 		return nil, exitcode.Errorf(exitcode.Usage, "--window-end: %v", err)
 	}
 	if !o.end.After(o.start) {
@@ -177,7 +177,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		sums, err = l.LoadAll(ctx, f)
 	} else {
 		var s load.Summary
-		s, err = l.LoadWindow(ctx, o.table, o.shard, o.start, o.end)
+		s, err = l.LoadWindow(ctx, o.table, o.shard, window.Window{Start: o.start, End: o.end})
 		sums = []load.Summary{s}
 	}
 	var total load.Summary

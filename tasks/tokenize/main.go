@@ -14,6 +14,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/objstore/backend"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/tokenize"
@@ -73,17 +74,17 @@ func run(ctx context.Context, args []string, env map[string]string, stdin io.Rea
 func cdcDeps(env map[string]string) cdc.Deps {
 	creds := backend.CredentialsFromEnv(env)
 	return cdc.Deps{
-		OpenStore: func(ctx context.Context, cfg registry.ObjectStore) (cdc.Store, error) {
+		OpenStore: func(ctx context.Context, cfg registry.ObjectStore) (objstore.Store, error) {
 			return backend.Open(ctx, cfg, creds)
 		},
-		NewTokenizer: func(keyID string, key []byte) (cdc.Tokenizer, error) {
+		NewTokenizer: func(keyID string, key []byte) (landing.Tokenizer, error) {
 			t, err := tokenize.New(keyID, key)
 			if err != nil {
 				return nil, err
 			}
 			return t, nil
 		},
-		NewWriter: func(w io.Writer, cols []landing.Column) (cdc.FileWriter, error) {
+		NewWriter: func(w io.Writer, cols []landing.Column) (landing.FileWriter, error) {
 			pw, err := landing.NewParquetWriter(w, cols)
 			if err != nil {
 				return nil, err

@@ -25,6 +25,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/warehouse"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 var (
@@ -315,11 +316,11 @@ func (w *Warehouse) FileLoadedAt(ctx context.Context, t registry.Table, key stri
 }
 
 // WindowChecksum implements warehouse.Checker.
-func (w *Warehouse) WindowChecksum(ctx context.Context, t registry.Table, shard string, start, end time.Time) (int64, string, error) {
+func (w *Warehouse) WindowChecksum(ctx context.Context, t registry.Table, shard string, win window.Window) (int64, string, error) {
 	n, s, err := w.checksum(ctx, t, fmt.Sprintf("%s = 'batch' AND %s = ? AND %s >= ? AND %s < ?", landing.ColSource, landing.ColShard, t.Watermark, t.Watermark),
-		shard, start.UTC(), end.UTC())
+		shard, win.Start.UTC(), win.End.UTC())
 	if err != nil {
-		return 0, "", fmt.Errorf("checksum of shard %s table %s window %s/%s: %w", shard, t.Name, start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339), err)
+		return 0, "", fmt.Errorf("checksum of shard %s table %s window %s/%s: %w", shard, t.Name, win.Start.UTC().Format(time.RFC3339), win.End.UTC().Format(time.RFC3339), err)
 	}
 	return n, s, nil
 }

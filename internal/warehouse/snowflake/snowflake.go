@@ -22,6 +22,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/warehouse"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 var (
@@ -364,10 +365,10 @@ func (w *Warehouse) FileLoadedAt(ctx context.Context, t registry.Table, key stri
 }
 
 // WindowChecksum implements warehouse.Checker.
-func (w *Warehouse) WindowChecksum(ctx context.Context, t registry.Table, shard string, start, end time.Time) (int64, string, error) {
-	n, s, err := w.checksum(ctx, w.db, verifySQL(w.cfg, t, WindowWhere(t, shard, start, end)))
+func (w *Warehouse) WindowChecksum(ctx context.Context, t registry.Table, shard string, win window.Window) (int64, string, error) {
+	n, s, err := w.checksum(ctx, w.db, verifySQL(w.cfg, t, WindowWhere(t, shard, win)))
 	if err != nil {
-		return 0, "", fmt.Errorf("checksum of shard %s table %s window %s/%s: %w", shard, t.Name, start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339), err)
+		return 0, "", fmt.Errorf("checksum of shard %s table %s window %s/%s: %w", shard, t.Name, win.Start.UTC().Format(time.RFC3339), win.End.UTC().Format(time.RFC3339), err)
 	}
 	return n, s, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/warehouse"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 // Config says where the raw tables and the stage are.
@@ -171,8 +172,8 @@ func verifySQL(c Config, t registry.Table, where string) string {
 	return fmt.Sprintf("SELECT %s, %s FROM %s WHERE %s", cnt, sum, c.table(t.Name), where)
 }
 
-// WindowWhere selects shard's batch rows of t with the watermark in [start, end).
-func WindowWhere(t registry.Table, shard string, start, end time.Time) string {
+// WindowWhere selects shard's batch rows of t with the watermark in w.
+func WindowWhere(t registry.Table, shard string, w window.Window) string {
 	return fmt.Sprintf("%s = 'batch' AND %s = %s AND %s >= %s AND %s < %s",
-		landing.ColSource, landing.ColShard, lit(shard), t.Watermark, ts(start), t.Watermark, ts(end))
+		landing.ColSource, landing.ColShard, lit(shard), t.Watermark, ts(w.Start), t.Watermark, ts(w.End))
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/warehouse/snowflake"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -88,7 +89,7 @@ func TestGoldenSQL(t *testing.T) {
 		b.WriteString(s.sql + ";\n")
 	}
 	b.WriteString("\n-- window checksum (dq)\n")
-	b.WriteString("SELECT ... WHERE " + snowflake.WindowWhere(orders, "s03", t0, t1) + ";\n")
+	b.WriteString("SELECT ... WHERE " + snowflake.WindowWhere(orders, "s03", window.Window{Start: t0, End: t1}) + ";\n")
 	golden(t, "load_orders.sql", b.String())
 
 	cdc := *m

@@ -13,6 +13,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/warehouse"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 // Open returns a new, empty warehouse whose backend can read data files under lake (the
@@ -89,7 +90,7 @@ func (e *env) wantFile(f *File) {
 // wantWindow checks the window checksum of (shard, [t0, t0+1h)) against want.
 func (e *env) wantWindow(shard string, t0 time.Time, rows int64, sum string) {
 	e.t.Helper()
-	n, s, err := e.checker().WindowChecksum(e.ctx, Orders, shard, t0, t0.Add(time.Hour))
+	n, s, err := e.checker().WindowChecksum(e.ctx, Orders, shard, window.Window{Start: t0, End: t0.Add(time.Hour)})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/extract/extracttest"
 	"github.com/shopsphere/shardflow/internal/fleet"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 func main() {
@@ -45,7 +46,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench-batch", flag.ContinueOnError)
 	regPath := fs.String("registry", "shards.yaml", "shards.yaml")
 	dir := fs.String("dir", "var/bench/batch", "working directory (fleet, lake); removed first")
-	window := fs.Int("window-rows", 200_000, "rows inside the measured window")
+	windowRows := fs.Int("window-rows", 200_000, "rows inside the measured window")
 	growth := fs.Int("growth", 10, "the second table size, as a multiple of the first")
 	runs := fs.Int("runs", 3, "measurements per figure (the best is reported)")
 	if err := fs.Parse(args); err != nil {
@@ -87,7 +88,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 	t, _ := reg.Table("orders")
 	size := reg.Extract.Window.Duration
-	w := extract.Window{Start: time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)}
+	w := window.Window{Start: time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)}
 	w.End = w.Start.Add(size)
 	custs := extracttest.CustomersOwnedBy(reg, shard, w.Start, 2000, 1)
 	fill := func(rows int, from, to time.Time, seed string) error {
@@ -97,10 +98,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	// 1x: the window's rows, and as many before it
-	if err := fill(*window, w.Start, w.End, "in"); err != nil {
+	if err := fill(*windowRows, w.Start, w.End, "in"); err != nil {
 		return err
 	}
-	if err := fill(*window, w.Start.Add(-30*24*time.Hour), w.Start, "out0"); err != nil {
+	if err := fill(*windowRows, w.Start.Add(-30*24*time.Hour), w.Start, "out0"); err != nil {
 		return err
 	}
 	lake := filepath.Join(abs, "lake")
@@ -140,7 +141,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	// grow the table with rows outside the window, before and after it
-	extra := (*growth - 1) * (*window * 2)
+	extra := (*growth - 1) * (*windowRows * 2)
 	if err := fill(extra/2, w.Start.Add(-400*24*time.Hour), w.Start.Add(-30*24*time.Hour), "out1"); err != nil {
 		return err
 	}
@@ -151,7 +152,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 
-	fmt.Fprintf(stdout, "\nbatch extract, one shard, window %s (%d rows), best of %d\n", w, *window, *runs)
+	fmt.Fprintf(stdout, "\nbatch extract, one shard, window %s (%d rows), best of %d\n", w, *windowRows, *runs)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "table\ttable rows\tpath\twindow rows\tseconds\trows/s\t")
 	for _, r := range results {
@@ -166,7 +167,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 // extractWindow lands the window with the real extract path and returns rows and time.
-func extractWindow(ctx context.Context, reg *registry.Registry, conn *pgx.Conn, lake, shard string, w extract.Window) (int64, time.Duration, error) {
+func extractWindow(ctx context.Context, reg *registry.Registry, conn *pgx.Conn, lake, shard string, w window.Window) (int64, time.Duration, error) {
 	deps, err := newDeps(reg, lake)
 	if err != nil {
 		return 0, 0, err

@@ -9,13 +9,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/window"
 )
 
 // copyWindow runs the reference read: the same columns and rows as extract's pages,
 // in one COPY ... TO STDOUT (FORMAT binary) through the same index, discarded.
-func copyWindow(ctx context.Context, conn *pgx.Conn, t registry.Table, w extract.Window) (int64, time.Duration, error) {
+func copyWindow(ctx context.Context, conn *pgx.Conn, t registry.Table, w window.Window) (int64, time.Duration, error) {
 	cols := make([]string, 0, len(t.Columns))
 	for _, c := range t.Landed() {
 		cols = append(cols, pgx.Identifier{c.Name}.Sanitize())

@@ -1,4 +1,9 @@
-package extract
+// Package window is the batch path's unit of work as a value: a half-open interval
+// [Start, End) on a table's watermark, its text form, its alignment to the registry's
+// extract.window (docs/contracts.md §2) and the parsing of a bound. extract lands
+// windows, load loads them, dq and the warehouse check them, and the mains and shardctl
+// parse them; none of those needs another's package for the type.
+package window
 
 import (
 	"fmt"
@@ -37,9 +42,9 @@ func (w Window) Aligned(size time.Duration) error {
 	return nil
 }
 
-// ParseTime reads a window bound: RFC3339 with or without seconds ("2026-11-24T10:00Z",
+// Parse reads a window bound: RFC3339 with or without seconds ("2026-11-24T10:00Z",
 // "2026-11-24T10:00:00Z", "2026-11-24T10:00:00+01:00").
-func ParseTime(s string) (time.Time, error) {
+func Parse(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04Z07:00"} {
 		if t, err := time.Parse(layout, s); err == nil {

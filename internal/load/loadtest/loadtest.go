@@ -1,4 +1,8 @@
-package extracttest
+// Package loadtest loads a directory landing zone into a warehouse for the tests of the
+// tasks that land files (extract-window, dq). It lives beside load, not in extracttest:
+// extracttest only makes source rows, so extract's and dq's test fixtures do not pull in
+// the loader and the warehouse, and load's own tests may use extracttest.
+package loadtest
 
 import (
 	"context"

@@ -1,0 +1,447 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/shopsphere/shardflow/internal/exitcode"
+)
+
+// session is one Run of a configured Consumer: its group client, the state of every
+// partition it was assigned and the summary of every shard. The poll loop and the
+// client's rebalance callbacks share states, so both hold mu while they use it.
+type session struct {
+	c       *Consumer
+	bounded bool
+	re      *regexp.Regexp
+	mappers map[string]*mapper // by table
+	targets map[tp]int64       // bounded: the end offsets at the start
+	cl      *kgo.Client
+	// wctx is where files are landed and offsets committed: it ends ShutdownGrace after
+	// Run's context, so a file being landed finishes on SIGTERM rather than failing.
+	wctx    context.Context
+	wcancel context.CancelFunc
+
+	mu     sync.Mutex
+	states map[tp]*partState
+	sums   map[string]*Summary
+}
+
+// partState is where one partition stands in the session.
+type partState struct {
+	topic, shard, table string
+	p                   int32
+	recs                []*kgo.Record
+	firstAt             time.Time
+	checked             bool
+	skipTo              int64
+	target              int64 // bounded: consume offsets < target; -1 follow
+	lastSeen            int64
+	failed              error
+	unknown             bool          // the topic's shard is not in shards.yaml
+	next                int64         // the group's committed offset: where a retry resumes (-1 unknown)
+	retryAt             time.Time     // follow mode: when a retryable failure is retried
+	backoff             time.Duration // the last wait before a retry
+	resumed             bool          // retried: records after next are stale fetches until next arrives
+}
+
+func (st *partState) reached(target int64) bool { return st.lastSeen+1 >= target }
+
+type tp struct {
+	topic string
+	p     int32
+}
+
+// newSession builds the tables' mappers, lists a bounded run's targets and joins the
+// group. It returns nil and no error when a bounded run has nothing to consume.
+func (c *Consumer) newSession(ctx context.Context, bounded bool) (*session, error) {
+	s := &session{c: c, bounded: bounded, re: regexp.MustCompile(c.Pattern()), mappers: map[string]*mapper{},
+		states: map[tp]*partState{}, sums: map[string]*Summary{}}
+	for _, t := range c.Registry.Tables {
+		m, err := c.newMapper(t)
+		if err != nil {
+			return nil, exitcode.Wrap(exitcode.Usage, err)
+		}
+		s.mappers[t.Name] = m
+	}
+	if bounded {
+		var err error
+		if s.targets, err = c.targets(ctx, s.re); err != nil {
+			return nil, err
+		}
+		if len(s.targets) == 0 {
+			c.Log.Info("cdc caught up: nothing to consume", "group", c.Group)
+			return nil, nil
+		}
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ConsumerGroup(c.Group),
+		kgo.ConsumeRegex(),
+		kgo.ConsumeTopics(c.Pattern()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.OnPartitionsRevoked(s.drop),
+		kgo.OnPartitionsLost(s.drop),
+		kgo.MetadataMaxAge(10 * time.Second), // a new shard's topics are found within seconds
+		kgo.MetadataMinAge(2 * time.Second),
+		kgo.FetchMaxWait(500 * time.Millisecond),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	}
+	if c.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(c.InstanceID))
+	}
+	cl, err := kgo.NewClient(append(opts, c.Opts...)...)
+	if err != nil {
+		return nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("cdc consumer: %w", err))
+	}
+	s.cl = cl
+	s.wctx, s.wcancel = graceful(ctx, ShutdownGrace)
+	return s, nil
+}
+
+// close ends the grace context and leaves the group.
+func (s *session) close() {
+	s.wcancel()
+	s.cl.Close()
+}
+
+// summary is the summary of shard, made on first use.
+func (s *session) summary(shard string) *Summary {
+	sum := s.sums[shard]
+	if sum == nil {
+		sum = &Summary{Shard: shard}
+		s.sums[shard] = sum
+	}
+	return sum
+}
+
+// summaries are the shards' summaries, by shard id.
+func (s *session) summaries() []Summary {
+	var out []Summary
+	for _, sum := range s.sums {
+		out = append(out, *sum)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Shard < out[j].Shard })
+	return out
+}
+
+// drop forgets revoked or lost partitions (a rebalance callback): their buffered
+// records were not committed, and the next owner reads them.
+func (s *session) drop(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t, ps := range lost {
+		for _, p := range ps {
+			delete(s.states, tp{t, p})
+		}
+	}
+}
+
+// commit commits next as the group's offset of st's partition.
+func (s *session) commit(st *partState, next int64) error {
+	var cerr error
+	s.cl.CommitOffsetsSync(s.wctx, map[string]map[int32]kgo.EpochOffset{st.topic: {st.p: {Epoch: -1, Offset: next}}},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				cerr = err
+				return
+			}
+			for _, t := range resp.Topics {
+				for _, p := range t.Partitions {
+					if e := kerr.ErrorForCode(p.ErrorCode); e != nil {
+						cerr = e
+					}
+				}
+			}
+		})
+	if cerr != nil {
+		return exitcode.Wrap(exitcode.Retryable, fmt.Errorf("commit offset %d of %s/%d: %w", next, st.topic, st.p, cerr))
+	}
+	st.next = next
+	return nil
+}
+
+// flush lands st's buffered records as one file and commits past them.
+func (s *session) flush(st *partState) error {
+	if len(st.recs) == 0 {
+		return nil
+	}
+	j := &fileJob{Topic: st.topic, Shard: st.shard, Table: st.table, Partition: st.p,
+		First: st.recs[0].Offset, Last: st.recs[len(st.recs)-1].Offset, FirstTime: st.recs[0].Timestamp}
+	for _, r := range st.recs {
+		j.Values = append(j.Values, r.Value)
+		j.Offsets = append(j.Offsets, r.Offset)
+	}
+	began := time.Now()
+	res, err := s.c.land(s.wctx, j, s.mappers[st.table])
+	if err != nil {
+		return err
+	}
+	if s.c.Failpoint != nil {
+		if err := s.c.Failpoint("manifest", res.Manifest.DataKey); err != nil {
+			return err
+		}
+	}
+	if err := s.commit(st, j.Last+1); err != nil {
+		return err
+	}
+	sum := s.summary(st.shard)
+	sum.Files++
+	sum.Records += int64(len(st.recs))
+	sum.Rows += res.Manifest.Rows
+	sum.Unowned += res.Unowned
+	s.c.Log.Info("cdc file landed", "shard", st.shard, "table", st.table, "window", fmt.Sprintf("p%d:%d-%d", st.p, j.First, j.Last),
+		"rows", res.Manifest.Rows, "unowned", res.Unowned, "duration", time.Since(began).Round(time.Millisecond), "key", res.Manifest.DataKey)
+	st.recs = st.recs[:0]
+	st.backoff = 0
+	return nil
+}
+
+// fail stops a partition. In follow mode a retryable failure (store or broker
+// unreachable) is retried after a backoff from the committed offset; any other
+// failure, and every failure of a bounded run, stops the partition for the run.
+func (s *session) fail(st *partState, err error) {
+	st.failed = err
+	st.recs = nil
+	s.cl.PauseFetchPartitions(map[string][]int32{st.topic: {st.p}})
+	if !s.bounded && exitcode.Of(err) == exitcode.Retryable && st.next >= 0 {
+		st.backoff = min(max(2*st.backoff, time.Second), MaxRetryBackoff)
+		st.retryAt = s.c.Now().Add(st.backoff)
+		s.c.Log.Warn("cdc partition paused, will retry", "shard", st.shard, "table", st.table, "window", fmt.Sprintf("p%d:%d-", st.p, st.next),
+			"duration", st.backoff, "err", err)
+		return
+	}
+	s.c.Log.Error("cdc partition stopped", "shard", st.shard, "table", st.table, "window", fmt.Sprintf("p%d", st.p), "err", err)
+}
+
+// retry resumes the partitions whose backoff has passed: records after the committed
+// offset are read again, and a file landed before a lost commit is adopted as on a
+// restart.
+func (s *session) retry() {
+	for _, st := range s.states {
+		if st.failed == nil || st.retryAt.IsZero() || s.c.Now().Before(st.retryAt) {
+			continue
+		}
+		s.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{st.topic: {st.p: {Epoch: -1, Offset: st.next}}})
+		s.cl.ResumeFetchPartitions(map[string][]int32{st.topic: {st.p}})
+		st.failed, st.retryAt, st.checked, st.skipTo, st.resumed = nil, time.Time{}, false, -1, true
+		s.c.Log.Info("cdc partition resumed", "shard", st.shard, "table", st.table, "window", fmt.Sprintf("p%d:%d-", st.p, st.next))
+	}
+}
+
+// state is the state of a partition, made on its first records. A topic of a shard
+// that is not in shards.yaml is paused and reported, never landed.
+func (s *session) state(topic string, p int32) *partState {
+	k := tp{topic, p}
+	if st := s.states[k]; st != nil {
+		return st
+	}
+	st := &partState{topic: topic, p: p, skipTo: -1, target: -1, lastSeen: -1, next: -1}
+	if m := s.re.FindStringSubmatch(topic); m != nil {
+		st.shard, st.table = m[1], m[2]
+	}
+	if s.bounded {
+		t, ok := s.targets[k]
+		if !ok {
+			t = 0 // appeared after the start: the next run takes it
+		}
+		st.target = t
+	}
+	if _, ok := s.c.Registry.Shard(st.shard); !ok {
+		st.unknown = true
+		st.failed = fmt.Errorf("topic %s: shard %q is not in shards.yaml (add it, or delete its connector)", topic, st.shard)
+		s.cl.PauseFetchPartitions(map[string][]int32{topic: {p}})
+		s.c.Log.Warn("cdc topic of an unknown shard skipped", "shard", st.shard, "table", st.table)
+	}
+	s.states[k] = st
+	return st
+}
+
+// handle takes one record of st's partition: the first after an assignment or a seek
+// adopts a file an earlier run landed from there; a record that starts a new offset
+// block lands the records buffered before it.
+func (s *session) handle(st *partState, r *kgo.Record) error {
+	if st.failed != nil || (st.target >= 0 && r.Offset >= st.target) {
+		return nil
+	}
+	if st.resumed {
+		if r.Offset > st.next {
+			return nil // fetched before the seek; read again from next
+		}
+		st.resumed = false
+	}
+	if !st.checked {
+		st.checked = true
+		st.next = r.Offset // the first record after an assignment or a seek is at the committed offset
+		last, err := s.c.recoverFile(s.wctx, st.table, st.shard, st.p, r.Offset, dayOf(r.Value, r.Timestamp))
+		if err != nil {
+			return err
+		}
+		if last >= 0 {
+			st.skipTo = last
+			if err := s.commit(st, last+1); err != nil {
+				return err
+			}
+			s.summary(st.shard).Adopted++
+			s.c.Log.Info("cdc file landed by an earlier run adopted", "shard", st.shard, "table", st.table,
+				"window", fmt.Sprintf("p%d:%d-%d", st.p, r.Offset, last))
+		}
+	}
+	if r.Offset <= st.skipTo {
+		return nil
+	}
+	if len(st.recs) > 0 && r.Offset/s.c.FileRecords != st.recs[0].Offset/s.c.FileRecords {
+		if err := s.flush(st); err != nil {
+			return err
+		}
+	}
+	if len(st.recs) == 0 {
+		st.firstAt = s.c.Now()
+	}
+	st.recs = append(st.recs, r)
+	return nil
+}
+
+// done reports whether a bounded run has landed every target partition up to its
+// target (or given up on it); a follow run is never done.
+func (s *session) done() bool {
+	if !s.bounded {
+		return false
+	}
+	for k, t := range s.targets {
+		st := s.states[k]
+		if st == nil {
+			return false
+		}
+		if st.failed != nil {
+			continue
+		}
+		if st.skipTo+1 >= t {
+			continue
+		}
+		if len(st.recs) > 0 || !st.reached(t) {
+			return false
+		}
+	}
+	return true
+}
+
+// loop polls until the session is done or ctx ends. The error is a bounded run
+// stopped before it caught up, or a closed client; a partition's failure is kept in
+// its state.
+func (s *session) loop(ctx context.Context) error {
+	wait := time.Second
+	if s.c.FlushInterval < wait {
+		wait = s.c.FlushInterval
+	}
+	for {
+		s.mu.Lock()
+		finished := s.done()
+		s.mu.Unlock()
+		if finished {
+			return nil
+		}
+		pctx, cancel := context.WithTimeout(ctx, wait)
+		fs := s.cl.PollRecords(pctx, 10000)
+		cancel()
+		if ctx.Err() != nil {
+			s.cl.AllowRebalance()
+			if s.bounded {
+				return exitcode.Wrap(exitcode.Retryable, fmt.Errorf("cdc consumer: stopped before caught up: %w", ctx.Err()))
+			}
+			return nil // follow mode ends here; buffered records are not committed and are read again
+		}
+		var fatal error
+		fs.EachError(func(t string, p int32, err error) {
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				return
+			}
+			s.c.Log.Warn("cdc fetch error", "window", fmt.Sprintf("%s/%d", t, p), "err", err)
+			if errors.Is(err, kgo.ErrClientClosed) {
+				fatal = err
+			}
+		})
+		if fatal != nil {
+			return exitcode.Wrap(exitcode.Retryable, fatal)
+		}
+		s.mu.Lock()
+		fs.EachPartition(s.take)
+		s.flushDue()
+		if !s.bounded {
+			s.retry()
+		}
+		s.mu.Unlock()
+		s.cl.AllowRebalance()
+	}
+}
+
+// take handles the records of one fetched partition.
+func (s *session) take(fp kgo.FetchTopicPartition) {
+	if len(fp.Records) == 0 {
+		return // errors were handled by loop (a poll that timed out has a fake partition -1)
+	}
+	st := s.state(fp.Topic, fp.Partition)
+	for _, r := range fp.Records {
+		if st.failed != nil {
+			return
+		}
+		if err := s.handle(st, r); err != nil {
+			s.fail(st, err)
+		}
+		st.lastSeen = r.Offset
+	}
+}
+
+// flushDue lands the partial files that are due: a bounded partition's last records
+// before its target, a follow partition's after FlushInterval.
+func (s *session) flushDue() {
+	for _, st := range s.states {
+		if st.failed != nil || len(st.recs) == 0 {
+			continue
+		}
+		last := st.recs[len(st.recs)-1].Offset
+		if (st.target >= 0 && last+1 >= st.target) || (st.target < 0 && s.c.Now().Sub(st.firstAt) >= s.c.FlushInterval) {
+			if err := s.flush(st); err != nil {
+				s.fail(st, err)
+			}
+		}
+	}
+}
+
+// finish reports a partition still failed at the end in its shard's summary and
+// returns the summaries with the shards' errors joined.
+func (s *session) finish() ([]Summary, error) {
+	keys := make([]tp, 0, len(s.states))
+	for k := range s.states {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i].topic < keys[j].topic || (keys[i].topic == keys[j].topic && keys[i].p < keys[j].p)
+	})
+	for _, k := range keys {
+		if st := s.states[k]; st.failed != nil && !st.unknown {
+			if sum := s.summary(st.shard); sum.Err == nil {
+				sum.Err = st.failed
+			}
+		}
+	}
+	out := s.summaries()
+	var errs []error
+	for _, sum := range out {
+		if sum.Err != nil {
+			errs = append(errs, fmt.Errorf("shard %s: %w", sum.Shard, sum.Err))
+		}
+	}
+	return out, joinErrors(errs)
+}
