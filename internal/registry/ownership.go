@@ -289,10 +289,3 @@ func indexOf(xs []string, x string) int {
 	}
 	return -1
 }
-
-// Owned is Owns and EpochAt together: whether shard owned bucket b at instant t, and
-// the epoch in force at t, which a landed row records as _registry_epoch
-// (landing.Ownership).
-func (r *Registry) Owned(shard string, b int, t time.Time) (epoch int, ok bool) {
-	return r.EpochAt(t), r.Owns(shard, b, t)
-}
