@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
+	"github.com/shopsphere/shardflow/internal/fence"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/registry"
@@ -48,7 +49,8 @@ manifest; the group's offsets are committed only after a file's manifest is stor
   --brokers         override the environment's kafka.brokers
 
 Environment: SHARDFLOW_REGISTRY, SHARDFLOW_ENV, the tokenizer key variable named in
-shards.yaml (SHARDFLOW_TOKEN_KEY). Prints one line per shard. Exit codes: 0 done,
+shards.yaml (SHARDFLOW_TOKEN_KEY); while a move is pending, the extract DSN variables of
+its shards (their fence rows judge its changes, docs/decisions/0017). Prints one line per shard. Exit codes: 0 done,
 2 usage, 3 a poison event (drop-policy column, wrong bucket), 4 schema drift,
 75 Kafka or the object store unreachable (retry). docs/cdc.md.
 `
@@ -106,9 +108,18 @@ func Command(ctx context.Context, args []string, env map[string]string, stdout, 
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// a shard in a pending move is judged by its own fence rows, read with its extract DSN
+	fences := &fence.Views{Registry: reg, DSN: func(shard string) (string, error) {
+		s, _ := reg.Shard(shard)
+		if dsn := env[s.Connection.Extract.Env]; dsn != "" {
+			return dsn, nil
+		}
+		return "", fmt.Errorf("shard %s is in a pending move: its fences are read with %s, which is not set", shard, s.Connection.Extract.Env)
+	}}
+	defer fences.Close()
 	c := &Consumer{
 		Registry: reg, Brokers: bs, TopicPrefix: target.Kafka.TopicPrefix, Group: *group, InstanceID: *instance,
-		Store: store, Tokenizer: tok, NewWriter: d.NewWriter,
+		Store: store, Fences: fences, Tokenizer: tok, NewWriter: d.NewWriter,
 		FileRecords: *fileRecords, FlushInterval: *flush, CodeVersion: d.CodeVersion, Log: log,
 	}
 	began := time.Now()

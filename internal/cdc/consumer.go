@@ -28,6 +28,7 @@ import (
 
 	"github.com/shopsphere/shardflow/internal/connector"
 	"github.com/shopsphere/shardflow/internal/exitcode"
+	"github.com/shopsphere/shardflow/internal/fence"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/registry"
@@ -49,8 +50,11 @@ type Consumer struct {
 	// running consumer its own id; a second process with the same id fences the first.
 	InstanceID string
 	Store      objstore.Store
-	Tokenizer  landing.Tokenizer
-	NewWriter  landing.NewFileWriter
+	// Fences reads a shard's fence rows while it is in a pending move (nil: such a
+	// shard's files fail, exit 2).
+	Fences    *fence.Views
+	Tokenizer landing.Tokenizer
+	NewWriter landing.NewFileWriter
 	// FileRecords is the offset block a file never crosses (default 10000).
 	FileRecords int64
 	// FlushInterval (follow mode) cuts a partial file once its first record has waited

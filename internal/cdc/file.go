@@ -82,9 +82,9 @@ func (j *fileJob) String() string {
 
 // build decodes the job's events and lands their rows through the table's pipeline
 // into a buffer.
-func (c *Consumer) build(j *fileJob, m *mapper, extractedAt time.Time) (*built, error) {
+func (c *Consumer) build(j *fileJob, m *mapper, own landing.Ownership, extractedAt time.Time) (*built, error) {
 	b := &built{Data: &bytes.Buffer{}}
-	f, err := m.pipe.Open(b.Data, landing.Lineage{Shard: j.Shard, Source: landing.CDC, ExtractedAt: extractedAt})
+	f, err := m.pipe.Open(b.Data, landing.Lineage{Shard: j.Shard, Source: landing.CDC, ExtractedAt: extractedAt}, own)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", j, err)
 	}
@@ -153,6 +153,24 @@ func (m *mapper) row(ev *Event, dst []any) error {
 	return nil
 }
 
+// ownership is how a shard's changes are judged: the registry, or, while the shard is in
+// a pending move, its view with the shard's own fence rows (Fences).
+func (c *Consumer) ownership(ctx context.Context, shard string) (landing.Ownership, error) {
+	if c.Fences == nil {
+		for _, m := range c.Registry.Pending() {
+			if m.From == shard || m.To == shard {
+				return nil, exitcode.Errorf(exitcode.Usage, "shard %s is in pending move %d: judging its changes needs the shard's fences (its extract DSN)", shard, m.Epoch)
+			}
+		}
+		return c.Registry, nil
+	}
+	v, err := c.Fences.View(ctx, shard)
+	if err != nil {
+		return nil, exitcode.Wrap(exitcode.Retryable, err)
+	}
+	return v, nil
+}
+
 // dayOf is the time a file is dated by (the dt= of its key): the commit time of its
 // first record, or that record's Kafka timestamp when it is not a change event. A
 // record read again gives the same day, so a retry computes the same key.
@@ -167,7 +185,13 @@ func dayOf(value []byte, ts time.Time) time.Time {
 // the manifest is stored.
 func (c *Consumer) land(ctx context.Context, j *fileJob, m *mapper) (*landed, error) {
 	extractedAt := c.Now().UTC().Truncate(time.Microsecond)
-	b, err := c.build(j, m, extractedAt)
+	// The shard's view is read after the file's records were read from Kafka: every
+	// marker those changes are judged by committed before them (decisions/0017).
+	own, err := c.ownership(ctx, j.Shard)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", j, err)
+	}
+	b, err := c.build(j, m, own, extractedAt)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shopsphere/shardflow/internal/extract"
+	"github.com/shopsphere/shardflow/internal/fence"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/window"
 )
@@ -28,21 +29,41 @@ type Source struct {
 	Registry *registry.Registry
 	Shard    string
 	Conn     *pgx.Conn
+
+	view *registry.ShardView
 }
 
-func (s *Source) queries(table string) (*extract.Queries, registry.Table, error) {
+// View is the shard's ownership view: the registry's, amended by the shard's fence
+// rows for a pending move (decisions/0017). Read once per Source.
+func (s *Source) View(ctx context.Context) (*registry.ShardView, error) {
+	if s.view != nil {
+		return s.view, nil
+	}
+	v, _, err := fence.View(ctx, s.Conn, s.Registry, s.Shard)
+	if err != nil {
+		return nil, fmt.Errorf("shard %s: %w", s.Shard, err)
+	}
+	s.view = v
+	return v, nil
+}
+
+func (s *Source) queries(ctx context.Context, table string) (*extract.Queries, registry.Table, error) {
 	t, ok := s.Registry.Table(table)
 	if !ok {
 		return nil, t, fmt.Errorf("table %s is not in shards.yaml", table)
 	}
-	q, err := extract.NewQueries(t, s.Registry.ShardIntervals(s.Shard))
+	v, err := s.View(ctx)
+	if err != nil {
+		return nil, t, err
+	}
+	q, err := extract.NewQueries(t, v.Intervals())
 	return q, t, err
 }
 
 // WindowChecksum returns the count and checksum of the rows of w this shard owned at
 // their instant.
 func (s *Source) WindowChecksum(ctx context.Context, table string, w window.Window) (int64, string, error) {
-	q, _, err := s.queries(table)
+	q, _, err := s.queries(ctx, table)
 	if err != nil {
 		return 0, "", err
 	}
@@ -56,7 +77,7 @@ func (s *Source) WindowChecksum(ctx context.Context, table string, w window.Wind
 
 // WindowPairs returns the (key, version) pairs of the same rows, sorted by key.
 func (s *Source) WindowPairs(ctx context.Context, table string, w window.Window) ([]Pair, error) {
-	q, _, err := s.queries(table)
+	q, _, err := s.queries(ctx, table)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +116,7 @@ func (s *Source) CurrentVersions(ctx context.Context, table string, keys []strin
 }
 
 func (s *Source) currentVersions(ctx context.Context, table string, keys []string, out map[string]Current) error {
-	_, t, err := s.queries(table)
+	_, t, err := s.queries(ctx, table)
 	if err != nil {
 		return err
 	}
@@ -164,27 +185,33 @@ type Current struct {
 	Watermark time.Time
 }
 
-// UnownedBucket is one bucket with rows this shard did not own at their instant.
-type UnownedBucket struct {
-	Bucket   int
-	Rows     int64
-	Min, Max time.Time
+// UnownedRow is a row this shard did not own at its instant.
+type UnownedRow struct {
+	Key     string
+	Version int64
+	Bucket  int
+	At      time.Time
 }
 
-// Unowned returns, per bucket, the rows of w that this shard did not own at their instant.
-func (s *Source) Unowned(ctx context.Context, table string, w window.Window) ([]UnownedBucket, error) {
-	q, _, err := s.queries(table)
+// MaxUnowned bounds the unowned rows one window query returns; the check reports when
+// a window has more.
+const MaxUnowned = 10000
+
+// Unowned returns the rows of w that this shard did not own at their instant, in
+// watermark order, at most MaxUnowned+1.
+func (s *Source) Unowned(ctx context.Context, table string, w window.Window) ([]UnownedRow, error) {
+	q, _, err := s.queries(ctx, table)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.Conn.Query(ctx, q.Unowned, w.Start, w.End)
+	rows, err := s.Conn.Query(ctx, q.Unowned, w.Start, w.End, MaxUnowned+1)
 	if err != nil {
 		return nil, fmt.Errorf("unowned rows of shard %s table %s window %s: %w", s.Shard, table, w, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (UnownedBucket, error) {
-		var u UnownedBucket
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (UnownedRow, error) {
+		var u UnownedRow
 		var b int32
-		err := r.Scan(&b, &u.Rows, &u.Min, &u.Max)
+		err := r.Scan(&u.Key, &u.Version, &b, &u.At)
 		u.Bucket = int(b)
 		return u, err
 	})
@@ -219,7 +246,11 @@ func (s *Source) UnownedNow(ctx context.Context, table string) (map[int]int64, e
 	if !ok {
 		return nil, fmt.Errorf("table %s is not in shards.yaml", table)
 	}
-	owned := s.Registry.OwnedAt(s.Shard, time.Now())
+	v, err := s.View(ctx)
+	if err != nil {
+		return nil, err
+	}
+	owned := v.OwnedAt(time.Now())
 	var conds []string
 	for _, r := range owned {
 		conds = append(conds, fmt.Sprintf("bucket BETWEEN %d AND %d", r.Lo, r.Hi))

@@ -24,18 +24,23 @@ func connect(t *testing.T, dsn string) *pgx.Conn {
 }
 
 // TestUnownedRows: on the committed registry, s02 hands buckets 3584-4095 to s03 at
-// 2026-06-01. Rows of those buckets on s03 before the cutover are copies made ahead of
-// the move (pass, noted); rows of s01's buckets written to s00 are misrouted (FAIL,
-// naming bucket and owner).
+// 2026-06-01 (one hand-recorded instant). Rows of those buckets on s03 before the
+// cutover are copies: PASS when s02 holds each at the same version. The issue's slow
+// clock: an order's "paid" v2 written on s03 just after the real switch, stamped 1 s
+// before the recorded cutover: the ownership filter drops it and s02 holds only v1, so
+// it is FAIL, naming the key. Rows of s01's buckets written to s00 are misrouted (FAIL).
 func TestUnownedRows(t *testing.T) {
 	ctx := context.Background()
 	reg := fleettest.Load(t, "../../shards.yaml")
 	f := fleettest.Start(t, reg)
 	s00, _ := f.Shard("s00")
+	s02, _ := f.Shard("s02")
 	s03, _ := f.Shard("s03")
 	w := window.Window{Start: time.Date(2026, 5, 31, 23, 0, 0, 0, time.UTC), End: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
+	cutover := w.End
 
-	// s03: its own rows plus copies of s02's moving buckets, all before the cutover
+	// s03: its own rows plus copies of s02's moving buckets, all before the cutover;
+	// s02 holds the originals
 	var moving []int64
 	for c := int64(1); len(moving) < 5; c++ {
 		if b := reg.Bucket(c); b >= 3584 {
@@ -43,20 +48,45 @@ func TestUnownedRows(t *testing.T) {
 		}
 	}
 	own := extracttest.CustomersOwnedBy(reg, "s03", w.Start, 5, 1)
-	a3 := connect(t, s03.AdminDSN)
-	for i, cs := range [][]int64{own, moving} {
-		if err := extracttest.Fill(ctx, a3, reg, extracttest.Spec{Table: "orders", Rows: 300, From: w.Start, To: w.End, Customers: cs, Seed: string(rune('a' + i))}); err != nil {
+	a2, a3 := connect(t, s02.AdminDSN), connect(t, s03.AdminDSN)
+	fill := func(c *pgx.Conn, cs []int64, seed string) {
+		t.Helper()
+		if err := extracttest.Fill(ctx, c, reg, extracttest.Spec{Table: "orders", Rows: 300, From: w.Start, To: w.End, Customers: cs, Seed: seed}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	src3 := &Source{Registry: reg, Shard: "s03", Conn: connect(t, s03.ExtractDSN)}
-	r := unownedRows(ctx, reg, src3, "orders", w)
-	if r.Status != Pass || *r.SourceCount != 300 || !strings.Contains(r.Detail, "copied ahead of a move's cutover") {
-		t.Errorf("s03 copies: %+v (count %d), want PASS noting 300 copies", r, *r.SourceCount)
+	fill(a3, own, "a")
+	fill(a3, moving, "b")
+	fill(a2, moving, "b")
+	sources := map[string]SourceConn{"s02": {Conn: connect(t, s02.ExtractDSN)}, "s03": {Conn: connect(t, s03.ExtractDSN)}}
+	cfg := Config{Registry: reg, Sources: sources}
+	src3 := &Source{Registry: reg, Shard: "s03", Conn: sources["s03"].Conn}
+	r := unownedRows(ctx, cfg, src3, "orders", w)
+	if r.Status != Pass || *r.SourceCount != 300 || !strings.Contains(r.Detail, "300 rows are a move's copies") {
+		t.Errorf("s03 copies: %+v (count %d), want PASS explaining 300 copies", r, *r.SourceCount)
 	}
 	n, _, err := src3.WindowChecksum(ctx, "orders", w)
 	if err != nil || n != 300 {
 		t.Errorf("s03 owned rows of the window = %d (%v), want 300 (the copies are not owned)", n, err)
+	}
+
+	// the slow clock: v2 on s03 stamped 1 s before the cutover (a bypassed trigger
+	// stands in for a clock running 1 s slow)
+	var key string
+	if err := a3.QueryRow(ctx, `SELECT order_id::text FROM orders WHERE bucket >= 3584 ORDER BY updated_at DESC LIMIT 1`).Scan(&key); err != nil {
+		t.Fatal(err)
+	}
+	tx, _ := a3.Begin(ctx)
+	_, err = tx.Exec(ctx, `SET LOCAL session_replication_role = replica`)
+	if err == nil {
+		_, err = tx.Exec(ctx, `UPDATE orders SET status = 'paid', row_version = 2, updated_at = $2 WHERE order_id = $1`, key, cutover.Add(-time.Second))
+	}
+	if err != nil || tx.Commit(ctx) != nil {
+		t.Fatal(err)
+	}
+	r = unownedRows(ctx, cfg, &Source{Registry: reg, Shard: "s03", Conn: sources["s03"].Conn}, "orders", w)
+	if r.Status != Fail || !strings.Contains(r.Detail, "1 rows before a move's target marker that the source does not hold") || !strings.Contains(r.Detail, key+" v2") || !strings.Contains(r.Detail, "s02 holds v1") {
+		t.Errorf("s03 after the slow-clock write: %+v, want FAIL naming %s v2", r, key)
 	}
 
 	// s00: a write for a customer of s01
@@ -66,8 +96,8 @@ func TestUnownedRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	src0 := &Source{Registry: reg, Shard: "s00", Conn: connect(t, s00.ExtractDSN)}
-	r = unownedRows(ctx, reg, src0, "orders", w)
-	if r.Status != Fail || !strings.Contains(r.Detail, "7 rows written to shard s00") || !strings.Contains(r.Detail, "owner at the time: s01") {
+	r = unownedRows(ctx, cfg, src0, "orders", w)
+	if r.Status != Fail || !strings.Contains(r.Detail, "7 rows written to a shard that did not own their bucket") || !strings.Contains(r.Detail, "owner then: s01") {
 		t.Errorf("s00 misrouted: %+v, want FAIL naming 7 rows and owner s01", r)
 	}
 

@@ -24,6 +24,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/shopsphere/shardflow/internal/fence"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/registry"
@@ -38,6 +39,8 @@ var (
 	// ErrWrongBucket: a row's bucket column is not registry.Bucket(customer_id)
 	// (landing.ErrWrongBucket, the same error on both paths).
 	ErrWrongBucket = landing.ErrWrongBucket
+	// ErrMovedAway: the window predates a move's cleanup of this shard (exit 3).
+	ErrMovedAway = errors.New("the window's rows of moved buckets were cleaned off this shard")
 )
 
 // Job is one window of one table of one shard.
@@ -109,23 +112,42 @@ func (e *Extractor) pageSize() int {
 	return e.Registry.Extract.PageSize
 }
 
-// prepare resolves the job against the registry.
-func (e *Extractor) prepare(j Job) (registry.Table, *Queries, error) {
+// prepare resolves the job against the registry. The queries carry the shard's
+// ownership view (view): the registry's, amended by the shard's own fence rows for a
+// pending move (decisions/0017).
+func (e *Extractor) prepare(j Job) (registry.Table, error) {
 	if _, ok := e.Registry.Shard(j.Shard); !ok {
-		return registry.Table{}, nil, fmt.Errorf("%s: shard is not in shards.yaml", j)
+		return registry.Table{}, fmt.Errorf("%s: shard is not in shards.yaml", j)
 	}
 	t, ok := e.Registry.Table(j.Table)
 	if !ok {
-		return registry.Table{}, nil, fmt.Errorf("%s: table is not in shards.yaml", j)
+		return registry.Table{}, fmt.Errorf("%s: table is not in shards.yaml", j)
 	}
 	if err := j.Window.Aligned(e.Registry.Extract.Window.Duration); err != nil {
-		return registry.Table{}, nil, fmt.Errorf("%s: %w", j, err)
+		return registry.Table{}, fmt.Errorf("%s: %w", j, err)
 	}
-	q, err := NewQueries(t, e.Registry.ShardIntervals(j.Shard))
+	return t, nil
+}
+
+// view reads the shard's fence rows (in tx's snapshot during a run) and returns its
+// ownership view. A window of the source of a cleaned-up move that starts before the
+// source's marker is refused: the moved buckets' rows of that window are gone from
+// the shard, so extracting it again would land them no more and, loaded, erase them.
+func (e *Extractor) view(ctx context.Context, q fence.Querier, j Job) (*registry.ShardView, error) {
+	v, rows, err := fence.View(ctx, q, e.Registry, j.Shard)
+	if errors.Is(err, fence.ErrNoTable) {
+		return nil, driftErr(fmt.Errorf("%s: %w", j, err))
+	}
 	if err != nil {
-		return registry.Table{}, nil, err
+		return nil, classify(fmt.Errorf("%s: %w", j, err))
 	}
-	return t, q, nil
+	for _, r := range rows {
+		if r.Role == registry.RoleFrom && !r.CleanedAt.IsZero() && j.Window.Start.Before(r.MarkerAt) {
+			return nil, dataErr(fmt.Errorf("%s: %w: move %d cleaned buckets %s off this shard at %s; this window starts before the shard's marker %s, so its rows of those buckets now live on %s only (their landed file is the window's record: keep it)",
+				j, ErrMovedAway, r.Epoch, r.Range, r.CleanedAt.Format(time.RFC3339), r.MarkerAt.Format(time.RFC3339Nano), r.Peer))
+		}
+	}
+	return v, nil
 }
 
 // Plan is what a run would do, computed without writing anything.
@@ -148,13 +170,21 @@ type Plan struct {
 
 // Plan checks schema and closedness and explains the page query without writing.
 func (e *Extractor) Plan(ctx context.Context, j Job) (*Plan, error) {
-	t, q, err := e.prepare(j)
+	t, err := e.prepare(j)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	v, err := e.view(ctx, e.Conn, j)
+	if err != nil {
+		return nil, err
+	}
+	q, err := NewQueries(t, v.Intervals())
 	if err != nil {
 		return nil, usageErr(err)
 	}
 	dataKey := landing.BatchKey(j.Table, j.Shard, j.Window.Start, j.Window.End)
 	p := &Plan{Job: j, DataKey: dataKey, ManifestKey: landing.ManifestKey(dataKey), PageQuery: q.Page, CheckQuery: q.Checksum,
-		PageSize: e.pageSize(), SafetyLag: e.safetyLag(), Dropped: t.Dropped(), Intervals: e.Registry.ShardIntervals(j.Shard)}
+		PageSize: e.pageSize(), SafetyLag: e.safetyLag(), Dropped: t.Dropped(), Intervals: v.Intervals()}
 	for _, c := range landing.Columns(t) {
 		p.Columns = append(p.Columns, c.Name)
 	}
@@ -183,7 +213,7 @@ func (e *Extractor) Plan(ctx context.Context, j Job) (*Plan, error) {
 func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 	start := time.Now()
 	log := e.logger().With("shard", j.Shard, "table", j.Table, "window", j.Window.String())
-	t, q, err := e.prepare(j)
+	t, err := e.prepare(j)
 	if err != nil {
 		return nil, usageErr(err)
 	}
@@ -212,7 +242,17 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 
-	// The first statement takes the snapshot; the source side of the self-check.
+	// The first statement takes the snapshot: the shard's fences in it decide a pending
+	// move's rows (its marker commits before any row it judges).
+	v, err := e.view(ctx, tx, j)
+	if err != nil {
+		return nil, err
+	}
+	q, err := NewQueries(t, v.Intervals())
+	if err != nil {
+		return nil, usageErr(fmt.Errorf("%s: %w", j, err))
+	}
+	// The source side of the self-check.
 	var srcRows int64
 	var srcSum string
 	if err := tx.QueryRow(ctx, q.Checksum, j.Window.Start, j.Window.End).Scan(&srcRows, &srcSum); err != nil {
@@ -245,7 +285,7 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 	}
 
 	f, err := pipe.Open(counter, landing.Lineage{Shard: j.Shard, Source: landing.Batch,
-		WindowStart: j.Window.Start.UTC(), WindowEnd: j.Window.End.UTC(), ExtractedAt: extractedAt})
+		WindowStart: j.Window.Start.UTC(), WindowEnd: j.Window.End.UTC(), ExtractedAt: extractedAt}, v)
 	if err != nil {
 		return abort(fmt.Errorf("%s: %w", j, err))
 	}

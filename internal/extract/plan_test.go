@@ -51,7 +51,7 @@ func TestNoSeqScanOnLargeTable(t *testing.T) {
 			{"page (middle)", q.Page, mid},
 			{"checksum", q.Checksum, []any{w.Start, w.End}},
 			{"pairs", q.Pairs, []any{w.Start, w.End}},
-			{"unowned", q.Unowned, []any{w.Start, w.End}},
+			{"unowned", q.Unowned, []any{w.Start, w.End, 1000}},
 		}
 		for _, c := range cases {
 			for _, generic := range []bool{false, true} {

@@ -31,8 +31,8 @@ type Queries struct {
 	// key text: what dq compares when the checksums differ.
 	Pairs string
 
-	// Unowned returns (bucket, rows, min watermark, max watermark) of the rows of
-	// [$1, $2) this shard did NOT own at their instant, per bucket.
+	// Unowned returns (key text, row_version, bucket, watermark) of the rows of
+	// [$1, $2) this shard did NOT own at their instant, in watermark order, at most $3.
 	Unowned string
 
 	cols   []registry.Column // landed columns, in SELECT order
@@ -81,8 +81,8 @@ func NewQueries(t registry.Table, intervals []registry.Interval) (*Queries, erro
 		keyText[i] = "t." + k + "::text"
 	}
 	q.Pairs = fmt.Sprintf("SELECT %s AS key_text, t.%s FROM %s ORDER BY 1", strings.Join(keyText, " || '|' || "), ident(t.Version), from)
-	q.Unowned = fmt.Sprintf("SELECT t.%s, count(*), min(t.%s), max(t.%s) FROM %s t WHERE t.%s >= $1 AND t.%s < $2 AND NOT EXISTS (SELECT 1 FROM (VALUES %s) AS own(lo, hi, vfrom, vto) WHERE t.%s BETWEEN own.lo AND own.hi AND t.%s >= own.vfrom AND t.%s < own.vto) GROUP BY 1 ORDER BY 1",
-		ident(landing.ColBucket), wm, wm, tbl, wm, wm, ownershipValues(intervals), ident(landing.ColBucket), wm, wm)
+	q.Unowned = fmt.Sprintf("SELECT %s, t.%s, t.%s, t.%s FROM %s t WHERE t.%s >= $1 AND t.%s < $2 AND NOT EXISTS (SELECT 1 FROM (VALUES %s) AS own(lo, hi, vfrom, vto) WHERE t.%s BETWEEN own.lo AND own.hi AND t.%s >= own.vfrom AND t.%s < own.vto) ORDER BY t.%s LIMIT $3",
+		strings.Join(keyText, " || '|' || "), ident(t.Version), ident(landing.ColBucket), wm, tbl, wm, wm, ownershipValues(intervals), ident(landing.ColBucket), wm, wm, wm)
 	return q, nil
 }
 

@@ -26,7 +26,10 @@ type Ownership interface {
 	Owned(shard string, bucket int, at time.Time) (epoch int, ok bool)
 }
 
-var _ Ownership = (*registry.Registry)(nil)
+var (
+	_ Ownership = (*registry.Registry)(nil)
+	_ Ownership = (*registry.ShardView)(nil)
+)
 
 // Column names every source table has (docs/contracts.md §1).
 const (
@@ -39,8 +42,8 @@ const (
 // source row is the table's landed column values in Columns order (policy != drop),
 // as FileWriter takes them; Pipeline never changes the caller's row.
 type Pipeline struct {
-	// Ownership decides which changes a shard may land; NewPipeline sets the
-	// registry's, and a caller may set another before the first Open.
+	// Ownership decides which changes a shard may land when Open is given none;
+	// NewPipeline sets the registry's.
 	Ownership Ownership
 
 	buckets   int // routing.buckets
@@ -94,6 +97,7 @@ func (p *Pipeline) Columns() []Column { return p.cols }
 // File is one landed file being written by a Pipeline. It is not safe for concurrent use.
 type File struct {
 	p        *Pipeline
+	own      Ownership
 	fw       FileWriter
 	lineage  Lineage
 	row      []any
@@ -104,13 +108,18 @@ type File struct {
 }
 
 // Open starts a file over w. lineage holds the file's fields (the shard whose rows it
-// lands, the source, the window, extracted_at); Add sets the per-row ones.
-func (p *Pipeline) Open(w io.Writer, lineage Lineage) (*File, error) {
+// lands, the source, the window, extracted_at); Add sets the per-row ones. own judges
+// the file's changes: the shard's view with its fences (registry.ShardView) during a
+// pending move; nil means the pipeline's Ownership.
+func (p *Pipeline) Open(w io.Writer, lineage Lineage, own Ownership) (*File, error) {
 	fw, err := p.newWriter(w, p.cols)
 	if err != nil {
 		return nil, fmt.Errorf("open parquet writer: %w", err)
 	}
-	return &File{p: p, fw: fw, lineage: lineage, row: make([]any, len(p.cols)), keyParts: make([]string, len(p.keyIdx)), epoch: -1}, nil
+	if own == nil {
+		own = p.Ownership
+	}
+	return &File{p: p, own: own, fw: fw, lineage: lineage, row: make([]any, len(p.cols)), keyParts: make([]string, len(p.keyIdx)), epoch: -1}, nil
 }
 
 // Add lands one source row as the change ch, or skips it:
@@ -142,7 +151,7 @@ func (f *File) Add(src []any, ch Change) error {
 			instant = wm
 		}
 	}
-	epoch, ok := p.Ownership.Owned(f.lineage.Shard, int(b), instant)
+	epoch, ok := f.own.Owned(f.lineage.Shard, int(b), instant)
 	if !ok {
 		f.unowned++
 		return nil

@@ -71,7 +71,7 @@ func TestPipeline(t *testing.T) {
 		return []any{id, "o", cust, int32(reg.Bucket(cust)), "charge", "ok", int64(100), "EUR", card, nil, "4111111111111111", false, t0, wm, int64(2)}
 	}
 	ext := t0.Add(3 * time.Hour)
-	f, err := p.Open(io.Discard, landing.Lineage{Shard: "s00", Source: landing.CDC, ExtractedAt: ext})
+	f, err := p.Open(io.Discard, landing.Lineage{Shard: "s00", Source: landing.CDC, ExtractedAt: ext}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestPipeline(t *testing.T) {
 
 	// a wrong bucket stops the file with exit 3 and names the key; a tokenizer error
 	// names the column and key, not the value
-	f, _ = p.Open(io.Discard, landing.Lineage{Shard: "s00", Source: landing.Batch})
+	f, _ = p.Open(io.Discard, landing.Lineage{Shard: "s00", Source: landing.Batch}, nil)
 	bad := src("p5", t0, nil)
 	bad[3] = int32(reg.Bucket(cust) + 1)
 	if err := f.Add(bad, landing.Change{Op: "r", CommitTS: t0}); !errors.Is(err, landing.ErrWrongBucket) || exitcode.Of(err) != exitcode.CheckFail || !strings.Contains(err.Error(), "key p5") {
