@@ -37,7 +37,7 @@ import (
 // offsets (no overlap, no gap); no card number is in any landed file or the warehouse.
 func TestE2E(t *testing.T) {
 	r := newRig(t, 5)
-	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 
 	first := []string{"s00", "s01", "s02", "s03"}
@@ -213,6 +213,10 @@ func TestE2E(t *testing.T) {
 	t.Logf("PCI: %d card numbers on the shards, none in %d landed files; %d tokens in raw.payments", len(pans), files, tokens)
 
 	// Exactly once at the file level: per partition, landed files tile the offsets.
+	r.checkTiling()
+
+	// Phase two on the same fleet and stack: live rebalancing under traffic.
+	reshard(t, r, ctx)
 	r.checkTiling()
 }
 

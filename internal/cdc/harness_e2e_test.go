@@ -71,6 +71,11 @@ func newRig(t testing.TB, shards int) *rig {
 	dir := t.TempDir()
 	r := &rig{t: t, root: root, dir: dir, dbt: dbt, lake: filepath.Join(dir, "lake"), whPath: filepath.Join(dir, "warehouse.duckdb"), logDir: dir}
 	text = bytes.Replace(text, []byte("path: var/lake"), []byte("path: "+r.lake), 1)
+	// the reshard phase runs the batch path too: 1-minute windows, the local
+	// environment's warehouse is the rig's (shardctl move cleanup and dq open it)
+	text = bytes.Replace(text, []byte("path: var/warehouse.duckdb"), []byte("path: "+r.whPath), 1)
+	text = regexp.MustCompile(`(?m)^  window: .*$`).ReplaceAll(text, []byte("  window: 1m"))
+	text = regexp.MustCompile(`(?m)^  safety_lag: .*$`).ReplaceAll(text, []byte("  safety_lag: 5s"))
 	r.regFile = filepath.Join(dir, "shards.yaml")
 	if err := os.WriteFile(r.regFile, text, 0o644); err != nil {
 		t.Fatal(err)
@@ -84,15 +89,7 @@ func newRig(t testing.TB, shards int) *rig {
 	r.fleet = fleettest.Start(t, r.reg)
 	r.stack = cdctest.Start(t)
 	r.connect = connector.NewClient(r.stack.ConnectURL, nil)
-	for _, s := range r.fleet.Shards {
-		b, err := connector.SecretsFile(s.ID, s.ReplicationDSN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(r.stack.WorkerDir(), connector.SecretsDir, s.ID+".properties"), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r.writeConnectSecrets()
 	return r
 }
 
@@ -168,9 +165,7 @@ func (r *rig) startConsumer(args ...string) *child {
 	}
 	args = append(args, "--brokers", strings.Join(r.stack.Brokers, ","), "--instance-id", consumerInstance)
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(),
-		childEnv+"="+strings.Join(args, " "),
-		"SHARDFLOW_REGISTRY="+r.regFile, "SHARDFLOW_ENV=local", "SHARDFLOW_TOKEN_KEY="+testKey)
+	cmd.Env = append(r.childEnvList(), childEnv+"="+strings.Join(args, " "))
 	var out bytes.Buffer
 	logf, err := os.OpenFile(filepath.Join(r.logDir, "consumer.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -307,14 +302,20 @@ SELECT %s, %s FROM ranked WHERE rn = 1 AND _op <> 'd'`, strings.Join(t.PrimaryKe
 // output.
 func (r *rig) dbtBuild(ctx context.Context, args ...string) string {
 	r.t.Helper()
+	return r.dbtBuildAt(ctx, r.whPath, args...)
+}
+
+// dbtBuildAt is dbtBuild on the DuckDB file path.
+func (r *rig) dbtBuildAt(ctx context.Context, path string, args ...string) string {
+	r.t.Helper()
 	if r.dbtSeeds == "" {
-		r.dbtSeeds = r.renderSeeds()
+		r.seeds()
 	}
 	cmd := exec.CommandContext(ctx, r.dbt, append([]string{"build", "--profiles-dir", ".",
 		"--target-path", filepath.Join(r.dir, "dbt-target"), "--log-path", filepath.Join(r.dir, "dbt-logs"),
 		"--vars", "{code_version: cdc-e2e}"}, args...)...)
 	cmd.Dir = filepath.Join(r.root, "dbt")
-	cmd.Env = append(os.Environ(), "SHARDFLOW_DUCKDB_PATH="+r.whPath, "SHARDFLOW_DBT_SEEDS="+r.dbtSeeds,
+	cmd.Env = append(os.Environ(), "SHARDFLOW_DUCKDB_PATH="+path, "SHARDFLOW_DBT_SEEDS="+r.dbtSeeds,
 		"SHARDFLOW_DBT_TARGET=local", "DBT_SEND_ANONYMOUS_USAGE_STATS=false")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -323,32 +324,35 @@ func (r *rig) dbtBuild(ctx context.Context, args ...string) string {
 	return tailLines(strings.TrimSpace(string(out)), 3)
 }
 
-// renderSeeds writes the dbt seeds of the test's registry and returns their directory
-// relative to dbt/ (SHARDFLOW_DBT_SEEDS).
-func (r *rig) renderSeeds() string {
+// seeds writes the dbt seeds of the test's registry as it is now into a directory of
+// the test's (made once) and sets r.dbtSeeds to it, relative to dbt/
+// (SHARDFLOW_DBT_SEEDS).
+func (r *rig) seeds() {
 	r.t.Helper()
-	// SHARDFLOW_DBT_SEEDS is relative to dbt/ and must stay inside the repository: dbt
-	// compiles a seed's tests under target/compiled/<project>/<seed path>.
-	if err := os.MkdirAll(filepath.Join(r.root, "var", "cdc"), 0o755); err != nil {
-		r.t.Fatal(err)
+	if r.dbtSeeds == "" {
+		// SHARDFLOW_DBT_SEEDS is relative to dbt/ and must stay inside the repository:
+		// dbt compiles a seed's tests under target/compiled/<project>/<seed path>.
+		if err := os.MkdirAll(filepath.Join(r.root, "var", "cdc"), 0o755); err != nil {
+			r.t.Fatal(err)
+		}
+		dir, err := os.MkdirTemp(filepath.Join(r.root, "var", "cdc"), "e2e-seeds-")
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		r.t.Cleanup(func() { os.RemoveAll(dir) })
+		rel, err := filepath.Rel(filepath.Join(r.root, "dbt"), dir)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		r.dbtSeeds = rel
 	}
-	seeds, err := os.MkdirTemp(filepath.Join(r.root, "var", "cdc"), "e2e-seeds-")
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	r.t.Cleanup(func() { os.RemoveAll(seeds) })
-	rel, err := filepath.Rel(filepath.Join(r.root, "dbt"), seeds)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	set, err := seed.Render(r.reg, seeds)
+	set, err := seed.Render(r.reg, filepath.Join(r.root, "dbt", r.dbtSeeds))
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	if _, err := set.Write(); err != nil {
 		r.t.Fatal(err)
 	}
-	return rel
 }
 
 // orderSums is what fact_orders must equal: orders not deleted, their count, the sum of

@@ -203,7 +203,7 @@ func splitShards(root *yaml.Node, n, buckets int) (int, error) {
 		shards.Content = append(shards.Content, blockMap(
 			"id", scalar(id),
 			"state", scalar(string(registry.StateActive)),
-			"connection", blockMap("extract", ref("EXTRACT", "extract-dsn"), "replication", ref("REPLICATION", "replication-dsn")),
+			"connection", blockMap("extract", ref("EXTRACT", "extract-dsn"), "replication", ref("REPLICATION", "replication-dsn"), "admin", ref("ADMIN", "admin-dsn")),
 			"buckets", &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle, Content: []*yaml.Node{
 				{Kind: yaml.ScalarNode, Style: yaml.DoubleQuotedStyle, Value: registry.Range{Lo: lo, Hi: hi}.String()}}},
 		))

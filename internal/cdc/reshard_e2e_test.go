@@ -1,0 +1,381 @@
+//go:build cdce2e
+
+package cdc_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shopsphere/shardflow/internal/connector"
+	"github.com/shopsphere/shardflow/internal/fleet/fleettest"
+	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/load"
+	"github.com/shopsphere/shardflow/internal/objstore/dir"
+	"github.com/shopsphere/shardflow/internal/reconcile"
+	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
+	"github.com/shopsphere/shardflow/internal/window"
+	"github.com/shopsphere/shardflow/internal/workload"
+	"github.com/shopsphere/shardflow/pkg/routing"
+)
+
+// reshard is TestE2E's second phase, on the same fleet and CDC stack: live rebalancing
+// with both paths running (docs/decisions/0017). Continuous traffic (new orders, status
+// changes, refunds, soft deletes, and hard deletes) on every shard, the moving buckets'
+// customers included, before, during and after the moves; the batch path extracting
+// and loading every closed 1-minute window as the hourly DAG does; tokenize cdc
+// following (restarted when shards.yaml changes, as its deployment rolls). During the
+// traffic: a split of s03's buckets 3072-3327 onto a new shard s05 (onboarded: its
+// cluster, its connector), then a move of buckets 1024-1279 from s01 to s02, each with
+// the shardctl move binary; a finance run pinned before the first. After the traffic
+// both moves are cleaned up through their gates, everything drains, and:
+//
+//   - for every bucket and table, count and checksum of the warehouse's latest owned
+//     versions, and of fact_orders, equal the current owner's live rows, with the batch
+//     files alone, the CDC files alone, and both;
+//   - dq (completeness, duplicate keys, unowned rows, the move audit of both moves) passes;
+//   - the finance run pinned before the split verifies, and its replay is identical;
+//   - shards.yaml with a move's recorded markers 2 s late, or 2 s early, fails the move
+//     audit, naming the move.
+func reshard(t *testing.T, r *rig, ctx context.Context) {
+	bin := func(name string) string { return filepath.Join(r.root, "var", "bin", name) }
+	for _, b := range []string{"shardctl", "extract-window", "dq"} {
+		if _, err := os.Stat(bin(b)); err != nil {
+			t.Fatalf("%s is missing: run `make build`", bin(b))
+		}
+	}
+	whBatch, whCDC := filepath.Join(r.dir, "batch.duckdb"), filepath.Join(r.dir, "cdc.duckdb")
+	run := func(env []string, name string, args ...string) (string, int) {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, bin(name), args...)
+		cmd.Env = append(r.childEnvList(), env...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return out.String(), ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatalf("%s %v: %v", name, args, err)
+		}
+		return out.String(), 0
+	}
+	must := func(name string, args ...string) string {
+		t.Helper()
+		out, code := run(nil, name, args...)
+		if code != 0 {
+			t.Fatalf("%s %s: exit %d\n%s", name, strings.Join(args, " "), code, out)
+		}
+		return out
+	}
+	reload := func() {
+		t.Helper()
+		r.reg = fleettest.Load(t, r.regFile)
+	}
+
+	// The split is declared (pull request 1: s05 onboarding, move 2 pending) and deployed
+	// before the traffic starts: its cluster, its connector, a consumer that knows it.
+	// the hourly DAG starts with this phase: its first window is extract.start
+	phase := time.Now().UTC().Truncate(time.Minute)
+	regText, err := os.ReadFile(r.regFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	regText = regexp.MustCompile(`(?m)^  start: .*$`).ReplaceAll(regText, []byte("  start: "+phase.Format(time.RFC3339)))
+	if err := os.WriteFile(r.regFile, regText, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("reshard: %s", must("shardctl", "move", "plan", "--from", "s03", "--to", "s05", "--buckets", "3072-3327", "--new-shard", "--write"))
+	reload()
+	r.fleet = fleettest.Grow(t, r.fleet, r.reg)
+	r.writeConnectSecrets()
+	r.apply(ctx, "s05")
+	follow := r.startConsumer("--flush-interval", "2s", "--file-records", "2000")
+
+	router := routing.New(r.reg)
+	tctx, stopTraffic := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var traffic *workload.Stats
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		var err error
+		traffic, err = workload.Run(tctx, workload.Config{Registry: r.reg, DSNs: r.dsns(), Router: router, Seed: 21, Duration: 10 * time.Minute, Rate: 60, Writers: 2, Customers: 3000})
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("workload: %v", err)
+		}
+	}()
+	var hardDeletes atomic.Int64
+	go func() { // hard deletes, as an operator's script would run them (fenced rows skipped)
+		defer wg.Done()
+		for tctx.Err() == nil {
+			for _, s := range r.fleet.Shards {
+				c, err := pgx.Connect(tctx, s.AdminDSN)
+				if err != nil {
+					continue
+				}
+				tag, err := c.Exec(tctx, `DELETE FROM order_items WHERE ctid IN (SELECT ctid FROM order_items ORDER BY updated_at DESC LIMIT 2)`)
+				if err == nil {
+					hardDeletes.Add(tag.RowsAffected())
+				} else if routing.Classify(err) == nil && tctx.Err() == nil {
+					t.Errorf("hard delete on %s: %v", s.ID, err)
+				}
+				c.Close(context.Background())
+			}
+			select {
+			case <-tctx.Done():
+			case <-time.After(4 * time.Second):
+			}
+		}
+	}()
+
+	// The batch path: every closed window of every shard and table, once; then loads.
+	var whMu sync.Mutex // DuckDB: one writer per file
+	done := map[string]bool{}
+	batchPass := func() {
+		t.Helper()
+		now := time.Now().UTC()
+		size := r.reg.Extract.Window.Duration
+		for _, s := range r.fleet.Shards {
+			for _, tb := range r.reg.Tables {
+				for w := phase; !w.Add(size + 5*time.Second).After(now); w = w.Add(size) {
+					k := s.ID + "/" + tb.Name + "/" + w.String()
+					if done[k] {
+						continue
+					}
+					out, code := run(nil, "extract-window", "--shard", s.ID, "--table", tb.Name, "--window", window.Window{Start: w, End: w.Add(size)}.String())
+					switch code {
+					case 0:
+						done[k] = true
+					case 75: // not closed on this shard yet
+					default:
+						t.Fatalf("extract-window %s %s %s: exit %d\n%s", s.ID, tb.Name, w, code, out)
+					}
+				}
+			}
+		}
+		whMu.Lock()
+		defer whMu.Unlock()
+		r.loadInto(ctx, r.whPath, "")
+	}
+	batchDone := make(chan struct{})
+	go func() {
+		defer close(batchDone)
+		for tctx.Err() == nil {
+			batchPass()
+			select {
+			case <-tctx.Done():
+			case <-time.After(10 * time.Second):
+			}
+		}
+	}()
+
+	// A finance run pinned before anything moves.
+	time.Sleep(time.Until(phase.Add(2*time.Minute + 10*time.Second)))
+	whMu.Lock()
+	r.seeds()
+	t.Logf("dbt (finance run pre-split): %s", r.dbtBuildAt(ctx, r.whPath, "--vars", "{code_version: cdc-e2e, finance_run_id: pre-split}"))
+	whMu.Unlock()
+
+	moveOnce := func(epoch int) (held string) {
+		t.Helper()
+		e := fmt.Sprint(epoch)
+		t.Logf("%s", must("shardctl", "move", "start", e))
+		out := must("shardctl", "move", "cutover", e)
+		t.Logf("%s", out)
+		reload()
+		// the recorded fence is deployed: the consumer restarts with it
+		if err := follow.stop(); err != nil {
+			t.Fatalf("tokenize cdc (follow) exited with %v", err)
+		}
+		follow = r.startConsumer("--flush-interval", "2s", "--file-records", "2000")
+		t.Logf("%s", must("shardctl", "move", "verify", e))
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, "writes to the buckets were refused for") {
+				held = l[strings.LastIndex(l, " ")+1:]
+			}
+		}
+		return held
+	}
+	held2 := moveOnce(2)
+	t.Logf("reshard: %s", must("shardctl", "move", "plan", "--from", "s01", "--to", "s02", "--buckets", "1024-1279", "--write"))
+	reload()
+	if err := follow.stop(); err != nil {
+		t.Fatalf("tokenize cdc (follow) exited with %v", err)
+	}
+	follow = r.startConsumer("--flush-interval", "2s", "--file-records", "2000")
+	time.Sleep(20 * time.Second) // traffic on the declared, not yet started move
+	held3 := moveOnce(3)
+	time.Sleep(40 * time.Second) // traffic after both switches
+	stopTraffic()
+	wg.Wait()
+	<-batchDone
+	t.Logf("reshard traffic: ops %v, rerouted %d, fenced %d, missed %d, %d hard deletes; fences held %s and %s",
+		traffic.Ops, traffic.Rerouted, traffic.Fenced, traffic.Missed, hardDeletes.Load(), held2, held3)
+	if traffic.Rerouted == 0 || traffic.Fenced == 0 {
+		t.Errorf("the traffic met no fence (rerouted %d, fenced %d)", traffic.Rerouted, traffic.Fenced)
+	}
+
+	// Drain: the last windows close; the batch path and CDC land everything.
+	time.Sleep(time.Until(time.Now().UTC().Truncate(time.Minute).Add(time.Minute + 6*time.Second)))
+	batchPass()
+	batchPass()
+	if err := follow.stop(); err != nil {
+		t.Fatalf("tokenize cdc (follow) exited with %v", err)
+	}
+	r.runBounded()
+	r.loadInto(ctx, r.whPath, "")
+
+	// Cleanup: the gates pass now (batch through the markers loaded, CDC landed).
+	for _, e := range []string{"2", "3"} {
+		t.Logf("%s", must("shardctl", "move", "cleanup", e, "--wait", "2m"))
+	}
+	// the cleanup deletes reach CDC too: land them (they must count nowhere)
+	r.runBounded()
+	r.loadInto(ctx, r.whPath, "")
+	r.loadInto(ctx, whBatch, landing.Batch)
+	r.loadInto(ctx, whCDC, landing.CDC)
+
+	// Every bucket, every table, three ways.
+	r.seeds()
+	shardSums, err := reconcile.Shards(ctx, r.reg, func(id string) string {
+		s, _ := r.fleet.Shard(id)
+		return s.AdminDSN
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, wh := range []struct{ name, path string }{{"batch only", whBatch}, {"CDC only", whCDC}, {"batch and CDC", r.whPath}} {
+		t.Logf("dbt (%s): %s", wh.name, r.dbtBuildAt(ctx, wh.path, "--exclude", "path:models/marts/finance"))
+		w, err := duckdb.Open(ctx, wh.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ware, err := reconcile.Warehouse(ctx, w.DB(), r.reg, func(s string) string { return s })
+		w.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		diffs := reconcile.Compare(shardSums, ware)
+		for i, d := range diffs {
+			if i < 10 {
+				t.Errorf("%s: %s bucket %d: shards %s, warehouse %s", wh.name, d.Table, d.Bucket, d.Shards, d.Ware)
+			}
+		}
+		t.Logf("%s: %d buckets × %d tables reconciled with the owners' live rows (%d orders, %d in fact_orders), %d differ",
+			wh.name, r.reg.Routing.Buckets, len(r.reg.Tables)+1, shardSums.Rows("orders"), ware.Rows(reconcile.FactOrders), len(diffs))
+	}
+
+	// dq over the phase, with the move audit of both moves.
+	rangeArgs := []string{"--from", phase.Format("2006-01-02T15:04Z"), "--to", time.Now().UTC().Truncate(time.Minute).Format("2006-01-02T15:04Z"), "--cross-shard"}
+	out, code := run(nil, "dq", rangeArgs...)
+	if code != 0 {
+		t.Fatalf("dq: exit %d\n%s", code, out)
+	}
+	audits := 0
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "move_audit") {
+			audits++
+			t.Logf("%s", l)
+		}
+	}
+	if audits < 2*(len(r.reg.Tables)+1) {
+		t.Errorf("dq ran %d move audit checks, want %d (markers and every table, two moves)\n%s", audits, 2*(len(r.reg.Tables)+1), out)
+	}
+
+	// Finance: the run pinned before the split still verifies, and replays identically.
+	t.Logf("dbt (all, finance): %s", r.dbtBuildAt(ctx, r.whPath))
+	finEnv := []string{"SHARDFLOW_DBT_BIN=" + r.dbt, "SHARDFLOW_DBT_SEEDS=" + r.dbtSeeds, "SHARDFLOW_DUCKDB_PATH=" + r.whPath}
+	for _, args := range [][]string{{"finance", "verify", "--run", "pre-split"}, {"finance", "replay", "--run", "pre-split"}} {
+		out, code := run(finEnv, "shardctl", append(args, "--project", filepath.Join(r.root, "dbt"))...)
+		if code != 0 {
+			t.Fatalf("shardctl %s: exit %d\n%s", strings.Join(args, " "), code, out)
+		}
+		t.Logf("shardctl %s: %s", strings.Join(args, " "), strings.TrimSpace(out))
+	}
+
+	// Negatives: move 3's markers recorded 2 s late, then 2 s early.
+	src, err := os.ReadFile(r.regFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := r.reg.Moves[2]
+	for _, shift := range []time.Duration{2 * time.Second, -2 * time.Second} {
+		f := *rec.Fence
+		text := string(src)
+		text = strings.Replace(text, f.From.At.Format(time.RFC3339Nano), f.From.At.Add(shift).Format(time.RFC3339Nano), 1)
+		text = strings.Replace(text, f.To.At.Format(time.RFC3339Nano), f.To.At.Add(shift).Format(time.RFC3339Nano), 1)
+		bad := filepath.Join(r.dir, fmt.Sprintf("shards-shift%s.yaml", shift))
+		if err := os.WriteFile(bad, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, code := run([]string{"SHARDFLOW_REGISTRY=" + bad}, "dq", rangeArgs...)
+		failed := ""
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, "move_audit") && strings.HasPrefix(strings.TrimSpace(l), "FAIL") && strings.Contains(l, "move 3 (s01 → s02, buckets 1024-1279)") {
+				failed = l
+				break
+			}
+		}
+		if code != 3 || failed == "" {
+			t.Errorf("markers shifted %s: dq exit %d, want 3 with a failed move audit naming move 3\n%s", shift, code, out)
+			continue
+		}
+		t.Logf("markers shifted %s: %s", shift, failed)
+	}
+}
+
+// loadInto loads the lake's files (of one source, or all) into the DuckDB file path.
+func (r *rig) loadInto(ctx context.Context, path string, src landing.Source) {
+	r.t.Helper()
+	wh, err := duckdb.Open(ctx, path)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer wh.Close()
+	if err := wh.Ensure(ctx, r.reg.Tables); err != nil {
+		r.t.Fatal(err)
+	}
+	l := &load.Loader{Store: dir.Store{Root: r.lake}, Warehouse: wh, Registry: r.reg}
+	if _, err := l.LoadAll(ctx, load.Filter{Source: src}); err != nil {
+		r.t.Fatalf("load into %s: %v", path, err)
+	}
+}
+
+// childEnvList is the environment of the binaries the test runs: the registry, the
+// tokenizer key and every shard's DSNs (the fleet's env).
+func (r *rig) childEnvList() []string {
+	env := append(os.Environ(), "SHARDFLOW_REGISTRY="+r.regFile, "SHARDFLOW_ENV=local", "SHARDFLOW_TOKEN_KEY="+testKey)
+	for k, v := range r.fleet.Env() {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// writeConnectSecrets writes each shard's replication DSN where the Connect worker's
+// config provider reads it.
+func (r *rig) writeConnectSecrets() {
+	r.t.Helper()
+	for _, s := range r.fleet.Shards {
+		b, err := connector.SecretsFile(s.ID, s.ReplicationDSN)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(r.stack.WorkerDir(), connector.SecretsDir, s.ID+".properties"), b, 0o600); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+}
