@@ -6,3 +6,7 @@ TEST_TARGETS += test-demo
 .PHONY: test-demo
 test-demo: deps build ## make demo as a test: the whole batch path, fact_orders reconciled with the shards
 	SHARDS=4 bash test/demo.sh
+
+.PHONY: demo-reshard
+demo-reshard: deps build ## live rebalancing: split a shard and move a range under traffic on 4 local shards, then reconcile per bucket, audit the moves, verify finance
+	bash test/demo-reshard.sh
