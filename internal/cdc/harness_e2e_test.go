@@ -76,6 +76,7 @@ func newRig(t testing.TB, shards int) *rig {
 	text = bytes.Replace(text, []byte("path: var/warehouse.duckdb"), []byte("path: "+r.whPath), 1)
 	text = regexp.MustCompile(`(?m)^  window: .*$`).ReplaceAll(text, []byte("  window: 1m"))
 	text = regexp.MustCompile(`(?m)^  safety_lag: .*$`).ReplaceAll(text, []byte("  safety_lag: 5s"))
+	text = regexp.MustCompile(`(?m)^  start: .*$`).ReplaceAll(text, []byte("  start: "+time.Now().UTC().Truncate(time.Minute).Format(time.RFC3339)))
 	r.regFile = filepath.Join(dir, "shards.yaml")
 	if err := os.WriteFile(r.regFile, text, 0o644); err != nil {
 		t.Fatal(err)
