@@ -157,30 +157,7 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 	if len(errs) == 0 {
 		return nil
 	}
-	return exitcode.Errorf(exitcode.Of(worst(errs)), "status: %s", strings.Join(bad, ", "))
-}
-
-// worst returns the error with the most telling exit code: a failed check (a shard is
-// unhealthy), then a usage error, then any other permanent error, then a retryable one.
-func worst(errs []error) error {
-	rank := func(err error) int {
-		switch exitcode.Of(err) {
-		case exitcode.CheckFail:
-			return 4
-		case exitcode.Usage:
-			return 3
-		case exitcode.Retryable:
-			return 1
-		}
-		return 2
-	}
-	var w error
-	for _, err := range errs {
-		if w == nil || rank(err) > rank(w) {
-			w = err
-		}
-	}
-	return w
+	return exitcode.Errorf(exitcode.Worst(errs...), "status: %s", strings.Join(bad, ", "))
 }
 
 // statusCDC is the cdc section of status, with the environment's defaults.
