@@ -25,7 +25,7 @@ func openDeps(ctx context.Context, sel *registry.Selection, env map[string]strin
 	reg, target := sel.Registry, sel.Env
 	store, err := backend.Open(ctx, target.ObjectStore, backend.CredentialsFromEnv(env))
 	if err != nil {
-		return nil, exitcode.Wrap(exitcode.Usage, err)
+		return nil, err
 	}
 	key := env[reg.Tokenizer.Key.Env]
 	if key == "" {

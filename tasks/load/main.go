@@ -151,7 +151,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	store, err := openStore(ctx, target, env)
+	store, err := backend.Open(ctx, target.ObjectStore, backend.CredentialsFromEnv(env))
 	if err != nil {
 		return err
 	}
@@ -197,14 +197,6 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 
 // The directory store reads files in place; S3 objects are copied to a temp file.
 var _ load.LocalStore = dir.Store{}
-
-func openStore(ctx context.Context, target *registry.Environment, env map[string]string) (load.Store, error) {
-	st, err := backend.Open(ctx, target.ObjectStore, backend.CredentialsFromEnv(env))
-	if err != nil {
-		return nil, exitcode.Wrap(exitcode.Usage, err)
-	}
-	return st, nil
-}
 
 // setFailpoint makes the run stop dead inside the load transaction, for the crash test:
 //
