@@ -5,6 +5,7 @@ package exitcode
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 )
 
@@ -44,7 +45,8 @@ func Errorf(code int, format string, args ...any) error {
 }
 
 // Of returns the exit code for err: 0 for nil, the code of the outermost *Error in its
-// chain, else Permanent.
+// chain, 0 for help asked for (flag.ErrHelp, which a command's flag parsing returns
+// after -h), else Permanent.
 func Of(err error) int {
 	if err == nil {
 		return OK
@@ -52,6 +54,9 @@ func Of(err error) int {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Code
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return OK
 	}
 	return Permanent
 }

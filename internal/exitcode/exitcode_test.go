@@ -2,6 +2,7 @@ package exitcode
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"testing"
 )
@@ -16,6 +17,8 @@ func TestOf(t *testing.T) {
 		{Errorf(Retryable, "shard s01 unreachable"), Retryable},
 		{fmt.Errorf("load: %w", Errorf(Drift, "column x")), Drift},
 		{Wrap(Usage, Errorf(Retryable, "inner")), Usage}, // the outermost code
+		{flag.ErrHelp, OK},
+		{fmt.Errorf("parse: %w", flag.ErrHelp), OK},
 	} {
 		if got := Of(tc.err); got != tc.want {
 			t.Errorf("Of(%v) = %d, want %d", tc.err, got, tc.want)

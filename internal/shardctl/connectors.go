@@ -12,6 +12,7 @@ import (
 
 	"github.com/shopsphere/shardflow/internal/cdc"
 	"github.com/shopsphere/shardflow/internal/cdc/health"
+	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/connector"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/genfile"
@@ -77,7 +78,7 @@ func runConnectors(ctx context.Context, env Env, args []string) error {
 	dir := fs.String("dir", "", "render: output directory (default docker/connect/connectors); secrets: the worker's secrets directory")
 	envName := fs.String("env", "production", "render: the environment whose topic prefix the committed configs use")
 	check := fs.Bool("check", false, "render: only compare with --dir; exit 3 when it differs")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := command.Parse(fs, args[1:]); err != nil {
 		return err
 	}
 	if err := noArgs(fs, "connectors "+sub); err != nil {

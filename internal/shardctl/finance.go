@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/shopsphere/shardflow/internal/buildinfo"
+	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
@@ -65,7 +66,7 @@ func runFinance(ctx context.Context, env Env, args []string) error {
 	bin := fs.String("dbt", env.Vars["SHARDFLOW_DBT_BIN"], "dbt executable (default: dbt on PATH)")
 	project := fs.String("project", "dbt", "dbt project directory")
 	verbose := fs.Bool("verbose", false, "copy dbt's output to stderr")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := command.Parse(fs, args[1:]); err != nil {
 		return err
 	}
 	if err := noArgs(fs, "finance "+sub); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
@@ -52,7 +53,7 @@ func runInit(_ context.Context, env Env, args []string) error {
 	lag := fs.Duration("safety-lag", 0, "extract.safety_lag (default: the base's)")
 	from := fs.String("from", env.Registry, "registry to copy tables and settings from")
 	out := fs.String("out", "", "file to write (default: stdout)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := command.Parse(fs, args); err != nil {
 		return err
 	}
 	if err := noArgs(fs, "init"); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/shopsphere/shardflow/internal/airflow"
 	"github.com/shopsphere/shardflow/internal/cdc"
+	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/connector"
 	"github.com/shopsphere/shardflow/internal/dagen"
 	"github.com/shopsphere/shardflow/internal/exitcode"
@@ -117,7 +118,7 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 	kind := fs.String("dag", dagen.Hourly, "which DAG")
 	n := fs.Int("runs", 3, "how many of the latest runs")
 	only := fs.String("only", "", "one section: airflow or cdc")
-	if err := parseFlags(fs, args); err != nil {
+	if err := command.Parse(fs, args); err != nil {
 		return err
 	}
 	if err := dagKind(*kind); err != nil {
