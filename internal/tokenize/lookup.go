@@ -56,17 +56,13 @@ func LookupCommand(ctx context.Context, args []string, env map[string]string, st
 	if err != nil {
 		return exitcode.Wrap(exitcode.Usage, fmt.Errorf("tokenize lookup: %w", err))
 	}
-	id := reg.Tokenizer.KeyID
+	cfg := reg.Tokenizer
 	if *keyID != "" {
-		id = *keyID
+		cfg.KeyID = *keyID
 	}
-	key := env[reg.Tokenizer.Key.Env]
-	if key == "" {
-		return exitcode.Errorf(exitcode.Usage, "tokenize lookup: the tokenizer key variable %s is not set", reg.Tokenizer.Key.Env)
-	}
-	tok, err := New(id, []byte(key))
+	tok, err := FromEnv(cfg, env)
 	if err != nil {
-		return exitcode.Wrap(exitcode.Usage, fmt.Errorf("tokenize lookup: %s: %w", reg.Tokenizer.Key.Env, err))
+		return fmt.Errorf("tokenize lookup: %w", err)
 	}
 	return exitcode.Wrap(exitcode.Usage, tok.Lookup(ctx, col, stdin, stdout))
 }
