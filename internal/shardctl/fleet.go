@@ -107,7 +107,7 @@ func fleetUp(ctx context.Context, env Env, dir string, shards, basePort int) err
 		if err != nil {
 			return err
 		}
-		text, err := GenerateRegistry(base, shards, 0)
+		text, err := registry.Generate(base, shards, 0)
 		if err != nil {
 			return exitcode.Wrap(exitcode.Usage, err)
 		}
