@@ -1,5 +1,5 @@
 {#-
-  Finance daily aggregates, pinned to a run's inputs (ARCHITECTURE invariant 8).
+  Finance daily aggregates, pinned to a run's inputs (docs/architecture.md, invariant 8).
 
   A finance run reads only the raw rows loaded at or before its high-water marks, one per
   (shard, table), recorded in finance_run_inputs. On those rows it applies the same

@@ -47,7 +47,8 @@ kafka.connect_url (--connect-url overrides).
            (--sla overrides); 75 when only something could not be read.
   restart  restart the connector of --shard and its failed tasks.
   render   write docker/connect/connectors/<shard>.json (--dir) for --env
-           (default production); --check only compares and exits 4 on drift.
+           (default production); --check only compares and exits 3 when a file
+           differs.
   secrets  write --dir/<shard>.properties (mode 0600) from each shard's replication
            DSN variable: the file the worker's FileConfigProvider resolves the
            connection references of a connector from (the worker's secrets/ dir).

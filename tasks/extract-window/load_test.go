@@ -9,8 +9,8 @@ import (
 	"github.com/shopsphere/shardflow/internal/warehouse"
 )
 
-// loadLanded loads the landed files of table through the warehouse backend
-// (extracttest.LoadLanded until internal/load lands).
+// loadLanded loads the landed files of table into the warehouse with internal/load
+// (extracttest.LoadLanded) and returns how many it loaded; an error fails the test.
 func loadLanded(t *testing.T, wh warehouse.Warehouse, reg *registry.Registry, lake, table string) int {
 	t.Helper()
 	n, err := extracttest.LoadLanded(context.Background(), wh, reg, lake, table)
