@@ -97,7 +97,7 @@ func runFinance(ctx context.Context, env Env, args []string) error {
 		out, err := d.run(ctx, "show", "--limit", "1000", "--output", "text", "--inline",
 			"select run_id, run_seq, code_version, registry_epoch,"+
 				" coalesce(cast(day_from as varchar), 'all') || '..' || coalesce(cast(day_to as varchar), 'all') as days,"+
-				" coalesce(replay_of, '') as replay_of from {{ ref('finance_run_manifest') }} order by run_seq")
+				" coalesce(replay_of, '') as replay_of from {{ ref('dim_finance_runs') }} order by run_seq")
 		if err != nil {
 			return err
 		}
@@ -225,7 +225,7 @@ func (d *dbt) verify(ctx context.Context, run string) (string, error) {
 func (d *dbt) replay(ctx context.Context, w io.Writer, run, as string) error {
 	if as == "" {
 		out, err := d.run(ctx, "show", "--output", "text", "--inline",
-			fmt.Sprintf("select count(*) + 1 as n from {{ ref('finance_run_manifest') }} where replay_of = '%s'", quote(run)))
+			fmt.Sprintf("select count(*) + 1 as n from {{ ref('dim_finance_runs') }} where replay_of = '%s'", quote(run)))
 		if err != nil {
 			return err
 		}
@@ -233,7 +233,7 @@ func (d *dbt) replay(ctx context.Context, w io.Writer, run, as string) error {
 		as = fmt.Sprintf("%s-replay-%s", run, n)
 	}
 	vars := fmt.Sprintf("{finance_replay_of: '%s', finance_run_id: '%s', code_version: '%s'}", quote(run), quote(as), quote(buildinfo.CodeVersion()))
-	if _, err := d.run(ctx, "build", "--select", "finance_run_manifest", "finance_run_inputs", "fct_finance_daily_versions", "fct_finance_daily", "--vars", vars); err != nil {
+	if _, err := d.run(ctx, "build", "--select", "dim_finance_runs", "fct_finance_run_inputs", "fct_finance_daily_versions", "fct_finance_daily", "--vars", vars); err != nil {
 		return fmt.Errorf("finance replay %s: %w", run, err)
 	}
 	line, err := d.verify(ctx, as)
