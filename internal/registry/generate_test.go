@@ -8,17 +8,24 @@ import (
 	"time"
 )
 
-// Every generated registry is valid, splits the buckets evenly, has no moves and keeps
-// the base's tables and settings.
-func TestGenerateSplitsEvenly(t *testing.T) {
+// committedBase returns the committed shards.yaml, as text and checked.
+func committedBase(t *testing.T) ([]byte, *Registry) {
+	t.Helper()
 	base, err := os.ReadFile("../../shards.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	committed, err := Check(bytes.NewReader(base))
+	r, err := Check(bytes.NewReader(base))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return base, r
+}
+
+// Every generated registry is valid, splits the buckets evenly, has no moves and keeps
+// the base's tables and settings.
+func TestGenerateSplitsEvenly(t *testing.T) {
+	base, committed := committedBase(t)
 	for _, tc := range []struct{ shards, buckets int }{{1, 0}, {3, 0}, {4, 0}, {7, 0}, {16, 0}, {64, 0}, {100, 0}, {5, 1000}} {
 		text, err := Generate(base, tc.shards, tc.buckets)
 		if err != nil {
@@ -72,17 +79,10 @@ func TestGenerateSplitsEvenly(t *testing.T) {
 	}
 }
 
-// Without Shards (shardctl init without --shards) the base's fleet and moves stay; Window and SafetyLag replace
-// the extract settings and nothing else.
+// Without Shards (shardctl init without --shards) the base's fleet and moves stay;
+// Window and SafetyLag replace the extract settings and nothing else.
 func TestDeriveKeepsShardsAndShortensWindows(t *testing.T) {
-	base, err := os.ReadFile("../../shards.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	committed, err := Check(bytes.NewReader(base))
-	if err != nil {
-		t.Fatal(err)
-	}
+	base, committed := committedBase(t)
 	text, err := Derive(base, DeriveOptions{Window: time.Minute, SafetyLag: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
