@@ -11,13 +11,25 @@ SHARDS ?= 4
 export PATH := $(BIN):$(PATH)
 export SHARDFLOW_REGISTRY ?= $(ROOT)/shards.yaml
 
-# Each area adds its targets and appends to these lists in test/harness/<area>.mk.
+# Each area adds its targets in test/harness/<area>.mk and appends to these lists.
 DEPS_TARGETS  :=
-TEST_TARGETS  :=
 BENCH_TARGETS :=
 include $(sort $(wildcard test/harness/*.mk))
 
-.PHONY: help deps build test demo bench lint clean
+# `make test` runs four stages in this order (make runs prerequisites left to right),
+# each one only after the one before passed, so a broken unit test fails the run within
+# minutes rather than after the e2e suites. A banner in the log starts each stage.
+#   lint         static checks: go vet, gofmt, ruff, generated files up to date
+#   unit         Go packages whose tests start no service; the DAGs' pytest checks
+#   integration  Go packages whose tests start real services (PostgreSQL, Kafka + Connect,
+#                versitygw, fakesnow); test/harness/go-packages.sh splits ./... in two
+#   e2e          the pipeline end to end: the batch demo, dbt on its fixture, CDC, Airflow
+TEST_LINT        := lint lint-dags lint-seeds
+TEST_UNIT        := test-go-unit test-dags
+TEST_INTEGRATION := test-go-integration
+TEST_E2E         := test-demo test-dbt test-cdc test-airflow-e2e
+
+.PHONY: help deps build test test-lint test-unit test-integration test-e2e demo bench lint clean
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n",$$1,$$2}'
 
@@ -27,7 +39,15 @@ build: deps-go ## build every task binary into var/bin
 	@mkdir -p $(BIN)
 	go build -o $(BIN)/ ./tasks/...
 
-test: deps build lint $(TEST_TARGETS) ## go vet and gofmt, then every test (Go, dbt, Airflow, CDC) against real services
+test: deps build test-lint test-unit test-integration test-e2e ## every check and test, in stages: lint, unit, integration (real services), e2e (demo, dbt, CDC, Airflow)
+
+test-lint: stage-lint $(TEST_LINT) ## stage 1 of make test: static checks
+test-unit: stage-unit $(TEST_UNIT) ## stage 2 of make test: unit tests (no services)
+test-integration: stage-integration $(TEST_INTEGRATION) ## stage 3 of make test: Go tests against real services
+test-e2e: stage-e2e $(TEST_E2E) ## stage 4 of make test: demo, dbt, CDC and Airflow end to end
+
+stage-%: # the banner that starts a stage of make test in the log
+	@printf '\n==== make test, stage %s: %s (%s UTC)\n' '$*' '$(strip $(TEST_$(shell echo $* | tr a-z A-Z)))' "$$(date -u +%T)"
 
 demo: deps build ## run the pipeline on a local fleet (SHARDS=4 by default) and print what it did
 	SHARDS=$(SHARDS) bash test/demo.sh

@@ -1,8 +1,8 @@
 {#-
-  Finance daily aggregates, pinned to a run's inputs (ARCHITECTURE invariant 8).
+  Finance daily aggregates, pinned to a run's inputs (docs/architecture.md, invariant 8).
 
   A finance run reads only the raw rows loaded at or before its high-water marks, one per
-  (shard, table), recorded in finance_run_inputs. On those rows it applies the same
+  (shard, table), recorded in fct_finance_run_inputs. On those rows it applies the same
   ownership filter and latest-version rule as the marts, so the numbers are a function of
   (recorded inputs, ownership seed, code) alone: re-running a past run gives the same
   numbers whatever has been loaded since, and after splits and moves too (moves only add
@@ -22,7 +22,7 @@ with
 
 pins as (
     select shard_id, table_name, hwm_loaded_at
-    from {{ ref('finance_run_inputs') }}
+    from {{ ref('fct_finance_run_inputs') }}
     where run_id = {{ run_id_sql }}
 ),
 

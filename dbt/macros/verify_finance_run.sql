@@ -11,19 +11,19 @@
   `shardctl finance verify` can wrap it. RUN defaults to the latest run.
 -#}
 {% macro verify_finance_run(run_id=none) %}
-  {%- set manifest = ref('finance_run_manifest') -%}
+  {%- set manifest = ref('dim_finance_runs') -%}
   {%- if run_id is none -%}
     {%- set r = run_query("select run_id from " ~ manifest ~ " order by run_seq desc limit 1") -%}
     {%- if r.rows | length == 0 -%}{{ exceptions.raise_compiler_error("verify finance run: no finance run recorded") }}{%- endif -%}
     {%- set run_id = r.rows[0][0] -%}
   {%- endif -%}
   {%- set m = run_query("select run_seq, code_version, registry_epoch, cast(day_from as varchar), cast(day_to as varchar) from " ~ manifest ~ " where run_id = '" ~ run_id ~ "'") -%}
-  {%- if m.rows | length != 1 -%}{{ exceptions.raise_compiler_error("verify finance run " ~ run_id ~ ": not in finance_run_manifest") }}{%- endif -%}
+  {%- if m.rows | length != 1 -%}{{ exceptions.raise_compiler_error("verify finance run " ~ run_id ~ ": not in dim_finance_runs") }}{%- endif -%}
   {%- set seq, code_version, epoch, day_from, day_to = m.rows[0][0], m.rows[0][1], m.rows[0][2], m.rows[0][3], m.rows[0][4] -%}
 
   {%- set inputs_sql -%}
     with pinned as (
-        select * from {{ ref('finance_run_inputs') }} where run_id = '{{ run_id }}'
+        select * from {{ ref('fct_finance_run_inputs') }} where run_id = '{{ run_id }}'
     ),
     now_loaded as (
         select p.shard_id, p.table_name,
@@ -42,7 +42,7 @@
     order by 1, 2
   {%- endset -%}
   {%- set changed = run_query(inputs_sql) -%}
-  {%- set pins = run_query("select count(*) from " ~ ref('finance_run_inputs') ~ " where run_id = '" ~ run_id ~ "'").rows[0][0] -%}
+  {%- set pins = run_query("select count(*) from " ~ ref('fct_finance_run_inputs') ~ " where run_id = '" ~ run_id ~ "'").rows[0][0] -%}
 
   {%- set numbers_sql -%}
     with stored as (

@@ -2,7 +2,6 @@ package cdc
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,22 +9,23 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/fence"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/tokenize"
 )
 
-// Deps are the seams `tokenize cdc` is built with: main passes the object store,
-// tokenizer and Parquet writer of the batch path, so both paths land the same bytes.
+// Deps are the seams `tokenize cdc` is built with: main passes the object store and
+// Parquet writer of the batch path, so both paths land the same bytes (the tokenizer is
+// the batch path's too: tokenize.FromEnv).
 type Deps struct {
 	// OpenStore opens the environment's object store.
-	OpenStore func(ctx context.Context, os registry.ObjectStore) (objstore.Store, error)
-	// NewTokenizer returns the keyed tokenizer for key id and key.
-	NewTokenizer func(keyID string, key []byte) (landing.Tokenizer, error)
-	NewWriter    landing.NewFileWriter
-	CodeVersion  string
+	OpenStore   func(ctx context.Context, os registry.ObjectStore) (objstore.Store, error)
+	NewWriter   landing.NewFileWriter
+	CodeVersion string
 }
 
 // Usage is the help text of `tokenize cdc`.
@@ -57,9 +57,7 @@ its shards (their fence rows judge its changes, docs/decisions/0017). Prints one
 
 // Command runs `tokenize cdc`. env is the process environment (read by main).
 func Command(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer, d Deps) error {
-	fs := flag.NewFlagSet("tokenize cdc", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, Usage) }
+	fs := command.NewFlagSet("tokenize cdc", stderr, func(*flag.FlagSet) { fmt.Fprint(stderr, Usage) })
 	bounded := fs.Bool("bounded", false, "stop when caught up with the end offsets at the start")
 	group := fs.String("group", DefaultGroup, "consumer group")
 	instance := fs.String("instance-id", "", "static group membership id")
@@ -67,14 +65,11 @@ func Command(ctx context.Context, args []string, env map[string]string, stdout, 
 	flush := fs.Duration("flush-interval", 30*time.Second, "follow mode: land a partial file after this long")
 	brokers := fs.String("brokers", "", "override kafka.brokers")
 	verbose := fs.Bool("v", false, "debug logging")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return exitcode.Wrap(exitcode.Usage, err)
+	if err := command.Parse(fs, args); err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		return exitcode.Errorf(exitcode.Usage, "tokenize cdc: unexpected argument %q", fs.Arg(0))
+	if err := command.NoArgs(fs); err != nil {
+		return fmt.Errorf("tokenize cdc: %w", err)
 	}
 	if *fileRecords <= 0 || *flush <= 0 {
 		return exitcode.Errorf(exitcode.Usage, "tokenize cdc: --file-records and --flush-interval must be positive")
@@ -91,17 +86,13 @@ func Command(ctx context.Context, args []string, env map[string]string, stdout, 
 	if len(bs) == 0 {
 		return exitcode.Errorf(exitcode.Usage, "tokenize cdc: environment %s has no kafka.brokers", envName)
 	}
-	key := env[reg.Tokenizer.Key.Env]
-	if key == "" {
-		return exitcode.Errorf(exitcode.Usage, "tokenize cdc: the tokenizer key variable %s is not set", reg.Tokenizer.Key.Env)
-	}
-	tok, err := d.NewTokenizer(reg.Tokenizer.KeyID, []byte(key))
+	tok, err := tokenize.FromEnv(reg.Tokenizer, env)
 	if err != nil {
-		return exitcode.Wrap(exitcode.Usage, fmt.Errorf("tokenize cdc: tokenizer: %w", err))
+		return fmt.Errorf("tokenize cdc: %w", err)
 	}
 	store, err := d.OpenStore(ctx, target.ObjectStore)
 	if err != nil {
-		return exitcode.Wrap(exitcode.Usage, fmt.Errorf("tokenize cdc: object store: %w", err))
+		return fmt.Errorf("tokenize cdc: object store: %w", err)
 	}
 	level := slog.LevelInfo
 	if *verbose {

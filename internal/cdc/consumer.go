@@ -200,18 +200,3 @@ func (c *Consumer) targets(ctx context.Context, re *regexp.Regexp) (map[tp]int64
 	})
 	return out, nil
 }
-
-func joinErrors(errs []error) error {
-	if len(errs) == 0 {
-		return nil
-	}
-	code := exitcode.OK
-	for _, e := range errs {
-		c := exitcode.Of(e)
-		// the worst: a permanent failure (1..4) over a retryable one
-		if code == exitcode.OK || code == exitcode.Retryable {
-			code = c
-		}
-	}
-	return exitcode.Wrap(code, errors.Join(errs...))
-}

@@ -27,7 +27,6 @@ import (
 	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/seed"
-	"github.com/shopsphere/shardflow/internal/shardctl"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
 )
 
@@ -64,7 +63,7 @@ func newRig(t testing.TB, shards int) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text, err := shardctl.GenerateRegistry(base, shards, 0)
+	text, err := registry.Generate(base, shards, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

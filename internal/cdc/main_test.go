@@ -15,7 +15,6 @@ import (
 	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
-	"github.com/shopsphere/shardflow/internal/tokenize"
 )
 
 // childEnv makes the test binary run `tokenize cdc` instead of the tests: the
@@ -38,9 +37,8 @@ var testDeps = cdc.Deps{
 		}
 		return dir.Store{Root: os.Path}, nil
 	},
-	NewTokenizer: func(id string, key []byte) (landing.Tokenizer, error) { return tokenize.New(id, key) },
-	NewWriter:    landing.OpenParquet,
-	CodeVersion:  "test",
+	NewWriter:   landing.OpenParquet,
+	CodeVersion: "test",
 }
 
 func runChild(args []string) int {

@@ -25,7 +25,6 @@ import (
 	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/reconcile"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
-	"github.com/shopsphere/shardflow/internal/window"
 	"github.com/shopsphere/shardflow/internal/workload"
 	"github.com/shopsphere/shardflow/pkg/routing"
 )
@@ -92,6 +91,7 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 	phase := r.reg.Extract.Start
 	t.Logf("reshard: %s", must("shardctl", "move", "plan", "--from", "s03", "--to", "s05", "--buckets", "3000-3255", "--new-shard", "--write"))
 	reload()
+	split := len(r.reg.Moves) // the split's epoch
 	r.fleet = fleettest.Grow(t, r.fleet, r.reg)
 	r.writeConnectSecrets()
 	r.apply(ctx, "s05")
@@ -137,8 +137,7 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 	// The batch path: every closed window of every shard and table, once; then loads.
 	var whMu sync.Mutex // DuckDB: one writer per file
 	done := map[string]bool{}
-	batchPass := func() {
-		t.Helper()
+	batchPass := func() error {
 		now := time.Now().UTC()
 		size := r.reg.Extract.Window.Duration
 		for _, s := range r.fleet.Shards {
@@ -148,31 +147,34 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 					if done[k] {
 						continue
 					}
-					out, code := run(nil, "extract-window", "--shard", s.ID, "--table", tb.Name, "--window", window.Window{Start: w, End: w.Add(size)}.String())
+					out, code := run(nil, "extract-window", "--shard", s.ID, "--table", tb.Name, "--window", w.Format(time.RFC3339))
 					switch code {
 					case 0:
 						done[k] = true
 					case 75: // not closed on this shard yet
 					default:
-						t.Fatalf("extract-window %s %s %s: exit %d\n%s", s.ID, tb.Name, w, code, out)
+						return fmt.Errorf("extract-window %s %s %s: exit %d\n%s", s.ID, tb.Name, w.Format(time.RFC3339), code, out)
 					}
 				}
 			}
 		}
 		whMu.Lock()
 		defer whMu.Unlock()
-		r.loadInto(ctx, r.whPath, "")
+		return r.loadInto(ctx, r.whPath, "")
 	}
-	batchDone := make(chan struct{})
+	batchDone := make(chan error, 1)
 	go func() {
-		defer close(batchDone)
 		for tctx.Err() == nil {
-			batchPass()
+			if err := batchPass(); err != nil {
+				batchDone <- err
+				return
+			}
 			select {
 			case <-tctx.Done():
 			case <-time.After(10 * time.Second):
 			}
 		}
+		batchDone <- nil
 	}()
 
 	// A finance run pinned before anything moves.
@@ -202,19 +204,22 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 		}
 		return held
 	}
-	held2 := moveOnce(2)
+	held2 := moveOnce(split)
 	t.Logf("reshard: %s", must("shardctl", "move", "plan", "--from", "s01", "--to", "s02", "--buckets", "1024-1279", "--write"))
 	reload()
+	moved := len(r.reg.Moves) // the move's epoch
 	if err := follow.stop(); err != nil {
 		t.Fatalf("tokenize cdc (follow) exited with %v", err)
 	}
 	follow = r.startConsumer("--flush-interval", "2s", "--file-records", "2000")
 	time.Sleep(20 * time.Second) // traffic on the declared, not yet started move
-	held3 := moveOnce(3)
+	held3 := moveOnce(moved)
 	time.Sleep(40 * time.Second) // traffic after both switches
 	stopTraffic()
 	wg.Wait()
-	<-batchDone
+	if err := <-batchDone; err != nil {
+		t.Fatalf("batch path: %v", err)
+	}
 	t.Logf("reshard traffic: ops %v, rerouted %d, fenced %d, missed %d, %d hard deletes; fences held %s and %s",
 		traffic.Ops, traffic.Rerouted, traffic.Fenced, traffic.Missed, hardDeletes.Load(), held2, held3)
 	if traffic.Rerouted == 0 || traffic.Fenced == 0 {
@@ -223,23 +228,26 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 
 	// Drain: the last windows close; the batch path and CDC land everything.
 	time.Sleep(time.Until(time.Now().UTC().Truncate(time.Minute).Add(time.Minute + 6*time.Second)))
-	batchPass()
-	batchPass()
+	for i := 0; i < 2; i++ {
+		if err := batchPass(); err != nil {
+			t.Fatalf("batch path: %v", err)
+		}
+	}
 	if err := follow.stop(); err != nil {
 		t.Fatalf("tokenize cdc (follow) exited with %v", err)
 	}
 	r.runBounded()
-	r.loadInto(ctx, r.whPath, "")
+	loadOrFail(t, r.loadInto(ctx, r.whPath, ""))
 
 	// Cleanup: the gates pass now (batch through the markers loaded, CDC landed).
-	for _, e := range []string{"2", "3"} {
+	for _, e := range []string{fmt.Sprint(split), fmt.Sprint(moved)} {
 		t.Logf("%s", must("shardctl", "move", "cleanup", e, "--wait", "2m"))
 	}
 	// the cleanup deletes reach CDC too: land them (they must count nowhere)
 	r.runBounded()
-	r.loadInto(ctx, r.whPath, "")
-	r.loadInto(ctx, whBatch, landing.Batch)
-	r.loadInto(ctx, whCDC, landing.CDC)
+	loadOrFail(t, r.loadInto(ctx, r.whPath, ""))
+	loadOrFail(t, r.loadInto(ctx, whBatch, landing.Batch))
+	loadOrFail(t, r.loadInto(ctx, whCDC, landing.CDC))
 
 	// Every bucket, every table, three ways.
 	r.seeds()
@@ -299,12 +307,12 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 		t.Logf("shardctl %s: %s", strings.Join(args, " "), strings.TrimSpace(out))
 	}
 
-	// Negatives: move 3's markers recorded 2 s late, then 2 s early.
+	// Negatives: the move's markers recorded 2 s late, then 2 s early.
 	src, err := os.ReadFile(r.regFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := r.reg.Moves[2]
+	rec := r.reg.Moves[moved-1]
 	for _, shift := range []time.Duration{2 * time.Second, -2 * time.Second} {
 		f := *rec.Fence
 		text := string(src)
@@ -317,13 +325,13 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 		out, code := run([]string{"SHARDFLOW_REGISTRY=" + bad}, "dq", rangeArgs...)
 		failed := ""
 		for _, l := range strings.Split(out, "\n") {
-			if strings.Contains(l, "move_audit") && strings.HasPrefix(strings.TrimSpace(l), "FAIL") && strings.Contains(l, "move 3 (s01 → s02, buckets 1024-1279)") {
+			if strings.Contains(l, "move_audit") && strings.HasPrefix(strings.TrimSpace(l), "FAIL") && strings.Contains(l, fmt.Sprintf("move %d (s01 → s02, buckets 1024-1279)", moved)) {
 				failed = l
 				break
 			}
 		}
 		if code != 3 || failed == "" {
-			t.Errorf("markers shifted %s: dq exit %d, want 3 with a failed move audit naming move 3\n%s", shift, code, out)
+			t.Errorf("markers shifted %s: dq exit %d, want 3 with a failed move audit naming move %d\n%s", shift, code, moved, out)
 			continue
 		}
 		t.Logf("markers shifted %s: %s", shift, failed)
@@ -331,19 +339,26 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 }
 
 // loadInto loads the lake's files (of one source, or all) into the DuckDB file path.
-func (r *rig) loadInto(ctx context.Context, path string, src landing.Source) {
-	r.t.Helper()
+func (r *rig) loadInto(ctx context.Context, path string, src landing.Source) error {
 	wh, err := duckdb.Open(ctx, path)
 	if err != nil {
-		r.t.Fatal(err)
+		return err
 	}
 	defer wh.Close()
 	if err := wh.Ensure(ctx, r.reg.Tables); err != nil {
-		r.t.Fatal(err)
+		return err
 	}
 	l := &load.Loader{Store: dir.Store{Root: r.lake}, Warehouse: wh, Registry: r.reg}
 	if _, err := l.LoadAll(ctx, load.Filter{Source: src}); err != nil {
-		r.t.Fatalf("load into %s: %v", path, err)
+		return fmt.Errorf("load into %s: %w", path, err)
+	}
+	return nil
+}
+
+func loadOrFail(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

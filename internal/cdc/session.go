@@ -443,5 +443,5 @@ func (s *session) finish() ([]Summary, error) {
 			errs = append(errs, fmt.Errorf("shard %s: %w", sum.Shard, sum.Err))
 		}
 	}
-	return out, joinErrors(errs)
+	return out, exitcode.Join(errs...)
 }

@@ -3,7 +3,8 @@
 // target a subprocess with SIGTERM), it reads the process environment as a map, and it
 // exits with the code the returned error carries (exitcode.Of: 75 retry, 2 usage, ...),
 // after printing the error prefixed with the binary's name. Help asked for is not an
-// error.
+// error. Its commands parse their flags the same way too (NewFlagSet, Parse, NoArgs):
+// -h prints the help and exits 0, a bad flag or a stray argument exits 2.
 package command
 
 import (

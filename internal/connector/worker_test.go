@@ -15,7 +15,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/cdc/cdctest"
 	"github.com/shopsphere/shardflow/internal/connector"
 	"github.com/shopsphere/shardflow/internal/fleet/fleettest"
-	"github.com/shopsphere/shardflow/internal/shardctl"
+	"github.com/shopsphere/shardflow/internal/registry"
 )
 
 // TestPlanApplyOnWorker renders a shard's connector, plans it against a real Connect
@@ -28,7 +28,7 @@ func TestPlanApplyOnWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text, err := shardctl.GenerateRegistry(base, 1, 0)
+	text, err := registry.Generate(base, 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,5 @@
 // Package dq checks that what reached the warehouse is what the shards hold
-// (ARCHITECTURE.md invariants 1-5): per shard and window, the source's ownership-filtered
+// (docs/architecture.md, invariants 1-5): per shard and window, the source's ownership-filtered
 // count and checksum (indexed queries on the shard) against the warehouse's; when they
 // differ, the (key, version) pairs that explain it. Across shards: duplicate global keys
 // among the latest owned versions, duplicate batch rows, rows a shard did not own, PCI

@@ -106,7 +106,8 @@ func (l *Loader) LoadWindow(ctx context.Context, table, shard string, w window.W
 
 // LoadAll loads every landed file that matches f and is not loaded with the same sha, in
 // key order. A failing file does not stop the others (shard isolation); the error
-// returned joins every failure, with the exit code of the worst (1 over 75).
+// returned joins every failure, with the exit code of the worst (exitcode.Worst: a
+// permanent failure over a retryable one).
 func (l *Loader) LoadAll(ctx context.Context, f Filter) ([]Summary, error) {
 	var keys, landed []string
 	for _, prefix := range l.prefixes(f) {
@@ -158,7 +159,11 @@ func (l *Loader) LoadAll(ctx context.Context, f Filter) ([]Summary, error) {
 		out = append(out, *s)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Shard < out[j].Shard })
-	return out, joinErrors(errs)
+	err := exitcode.Join(errs...)
+	if len(errs) > 1 {
+		err = fmt.Errorf("%d files failed: %w", len(errs), err)
+	}
+	return out, err
 }
 
 // prefixes are the narrowest store prefixes that hold f's files: per table of the
@@ -226,23 +231,6 @@ func (l *Loader) stopped(err error) bool {
 }
 
 var errFailpoint = errors.New("failpoint")
-
-// joinErrors joins errors under the worst exit code: permanent (1) over retryable (75).
-func joinErrors(errs []error) error {
-	if len(errs) == 0 {
-		return nil
-	}
-	code := exitcode.Retryable
-	for _, e := range errs {
-		if c := exitcode.Of(e); c != exitcode.Retryable {
-			code = c
-		}
-	}
-	if len(errs) == 1 {
-		return exitcode.Wrap(code, errs[0])
-	}
-	return exitcode.Wrap(code, fmt.Errorf("%d files failed: %w", len(errs), errors.Join(errs...)))
-}
 
 // shardOf reads the shard id out of a landing key (".../shard=<id>/...").
 func shardOf(key string) string {

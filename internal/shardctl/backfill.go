@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shopsphere/shardflow/internal/airflow"
+	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/dagen"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/window"
@@ -43,7 +44,7 @@ func runBackfill(ctx context.Context, env Env, args []string) error {
 	from := fs.String("from", "", "first window start, RFC 3339 (UTC)")
 	to := fs.String("to", "", "end of the range, exclusive, RFC 3339 (UTC)")
 	dry := fs.Bool("dry-run", false, "print the runs, trigger nothing (no Airflow needed)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := command.Parse(fs, args); err != nil {
 		return err
 	}
 	r, e, err := loadEnvironment(env)

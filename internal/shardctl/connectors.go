@@ -12,6 +12,7 @@ import (
 
 	"github.com/shopsphere/shardflow/internal/cdc"
 	"github.com/shopsphere/shardflow/internal/cdc/health"
+	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/connector"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/genfile"
@@ -46,7 +47,8 @@ kafka.connect_url (--connect-url overrides).
            (--sla overrides); 75 when only something could not be read.
   restart  restart the connector of --shard and its failed tasks.
   render   write docker/connect/connectors/<shard>.json (--dir) for --env
-           (default production); --check only compares and exits 4 on drift.
+           (default production); --check only compares and exits 3 when a file
+           differs.
   secrets  write --dir/<shard>.properties (mode 0600) from each shard's replication
            DSN variable: the file the worker's FileConfigProvider resolves the
            connection references of a connector from (the worker's secrets/ dir).
@@ -77,7 +79,7 @@ func runConnectors(ctx context.Context, env Env, args []string) error {
 	dir := fs.String("dir", "", "render: output directory (default docker/connect/connectors); secrets: the worker's secrets directory")
 	envName := fs.String("env", "production", "render: the environment whose topic prefix the committed configs use")
 	check := fs.Bool("check", false, "render: only compare with --dir; exit 3 when it differs")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := command.Parse(fs, args[1:]); err != nil {
 		return err
 	}
 	if err := noArgs(fs, "connectors "+sub); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/connector"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/fleet/fleettest"
+	"github.com/shopsphere/shardflow/internal/registry"
 )
 
 // TestConnectorsCommands drives `shardctl connectors` on a real Connect worker and two
@@ -30,7 +31,7 @@ func TestConnectorsCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text, err := GenerateRegistry(base, 2, 0)
+	text, err := registry.Generate(base, 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

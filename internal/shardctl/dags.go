@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/dagen"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/genfile"
@@ -44,7 +45,7 @@ func runGenDags(_ context.Context, env Env, args []string) error {
 	fs.IntVar(&opt.Retries, "retries", def.Retries, "retries of a task that exited 75")
 	fs.DurationVar(&opt.RetryDelay, "retry-delay", def.RetryDelay, "delay before the first retry (doubles each time)")
 	fs.DurationVar(&opt.MaxRetryDelay, "max-retry-delay", def.MaxRetryDelay, "longest delay between retries")
-	if err := parseFlags(fs, args); err != nil {
+	if err := command.Parse(fs, args); err != nil {
 		return err
 	}
 	if err := noArgs(fs, "gen-dags"); err != nil {

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/shopsphere/shardflow/internal/buildinfo"
+	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
@@ -65,7 +66,7 @@ func runFinance(ctx context.Context, env Env, args []string) error {
 	bin := fs.String("dbt", env.Vars["SHARDFLOW_DBT_BIN"], "dbt executable (default: dbt on PATH)")
 	project := fs.String("project", "dbt", "dbt project directory")
 	verbose := fs.Bool("verbose", false, "copy dbt's output to stderr")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := command.Parse(fs, args[1:]); err != nil {
 		return err
 	}
 	if err := noArgs(fs, "finance "+sub); err != nil {
@@ -96,7 +97,7 @@ func runFinance(ctx context.Context, env Env, args []string) error {
 		out, err := d.run(ctx, "show", "--limit", "1000", "--output", "text", "--inline",
 			"select run_id, run_seq, code_version, registry_epoch,"+
 				" coalesce(cast(day_from as varchar), 'all') || '..' || coalesce(cast(day_to as varchar), 'all') as days,"+
-				" coalesce(replay_of, '') as replay_of from {{ ref('finance_run_manifest') }} order by run_seq")
+				" coalesce(replay_of, '') as replay_of from {{ ref('dim_finance_runs') }} order by run_seq")
 		if err != nil {
 			return err
 		}
@@ -224,7 +225,7 @@ func (d *dbt) verify(ctx context.Context, run string) (string, error) {
 func (d *dbt) replay(ctx context.Context, w io.Writer, run, as string) error {
 	if as == "" {
 		out, err := d.run(ctx, "show", "--output", "text", "--inline",
-			fmt.Sprintf("select count(*) + 1 as n from {{ ref('finance_run_manifest') }} where replay_of = '%s'", quote(run)))
+			fmt.Sprintf("select count(*) + 1 as n from {{ ref('dim_finance_runs') }} where replay_of = '%s'", quote(run)))
 		if err != nil {
 			return err
 		}
@@ -232,7 +233,7 @@ func (d *dbt) replay(ctx context.Context, w io.Writer, run, as string) error {
 		as = fmt.Sprintf("%s-replay-%s", run, n)
 	}
 	vars := fmt.Sprintf("{finance_replay_of: '%s', finance_run_id: '%s', code_version: '%s'}", quote(run), quote(as), quote(buildinfo.CodeVersion()))
-	if _, err := d.run(ctx, "build", "--select", "finance_run_manifest", "finance_run_inputs", "fct_finance_daily_versions", "fct_finance_daily", "--vars", vars); err != nil {
+	if _, err := d.run(ctx, "build", "--select", "dim_finance_runs", "fct_finance_run_inputs", "fct_finance_daily_versions", "fct_finance_daily", "--vars", vars); err != nil {
 		return fmt.Errorf("finance replay %s: %w", run, err)
 	}
 	line, err := d.verify(ctx, as)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/fleet"
 	"github.com/shopsphere/shardflow/internal/registry"
@@ -58,7 +59,7 @@ func runFleet(ctx context.Context, env Env, args []string) error {
 	dir := fs.String("dir", filepath.Join("var", "fleet"), "directory of the fleet")
 	basePort := fs.Int("base-port", fleet.DefaultBasePort, "port of the first shard; shard i listens on base-port + i")
 	purge := fs.Bool("purge", false, "down: also delete the fleet's directory (data, logs, passwords)")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := command.Parse(fs, args[1:]); err != nil {
 		return err
 	}
 	if err := noArgs(fs, "fleet "+sub); err != nil {
@@ -106,7 +107,7 @@ func fleetUp(ctx context.Context, env Env, dir string, shards, basePort int) err
 		if err != nil {
 			return err
 		}
-		text, err := GenerateRegistry(base, shards, 0)
+		text, err := registry.Generate(base, shards, 0)
 		if err != nil {
 			return exitcode.Wrap(exitcode.Usage, err)
 		}

@@ -2,7 +2,6 @@ package shardctl
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shopsphere/shardflow/internal/cdc"
+	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/move"
 	"github.com/shopsphere/shardflow/internal/plan"
@@ -73,7 +73,7 @@ func runMove(ctx context.Context, env Env, args []string) error {
 	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 		epochArg, rest = rest[0], rest[1:]
 	}
-	if err := parseFlags(fs, rest); err != nil {
+	if err := command.Parse(fs, rest); err != nil {
 		return err
 	}
 	if err := noArgs(fs, "move "+step); err != nil {
@@ -186,15 +186,13 @@ func moveDSNs(env Env, reg *registry.Registry) func(string) (string, string, err
 }
 
 func runMovePlan(_ context.Context, c Command, env Env, args []string) error {
-	fs := flag.NewFlagSet("shardctl move plan", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlags(c, env)
 	from := fs.String("from", "", "the shard giving the buckets")
 	to := fs.String("to", "", "the shard receiving them")
 	buckets := fs.String("buckets", "", "the bucket ranges, e.g. 1536-2047 or 0-99,200-299")
 	newShard := fs.Bool("new-shard", false, "a split: add --to as a new onboarding shard")
 	write := fs.Bool("write", false, "declare the move in shards.yaml (pending)")
-	fs.Usage = newFlags(c, env).Usage
-	if err := parseFlags(fs, args); err != nil {
+	if err := command.Parse(fs, args); err != nil {
 		return err
 	}
 	if err := noArgs(fs, "move plan"); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/dagen"
 )
 
@@ -36,7 +37,7 @@ func runPause(ctx context.Context, env Env, args []string, paused bool) error {
 	var af airflowFlags
 	af.add(fs)
 	kind := fs.String("dag", "all", "which DAG, or all")
-	if err := parseFlags(fs, args); err != nil {
+	if err := command.Parse(fs, args); err != nil {
 		return err
 	}
 	kinds := dagen.Kinds

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/connector"
 	"github.com/shopsphere/shardflow/internal/dagen"
 	"github.com/shopsphere/shardflow/internal/exitcode"
@@ -95,7 +96,7 @@ func runPlan(_ context.Context, env Env, args []string) error {
 	diff := fs.Bool("diff", false, "print unified diffs of the generated files")
 	check := fs.Bool("check", false, "exit 3 when a generated file is stale or the plan has an error")
 	root := fs.String("root", ".", "the repository root")
-	if err := parseFlags(fs, args); err != nil {
+	if err := command.Parse(fs, args); err != nil {
 		return err
 	}
 	if err := noArgs(fs, "plan"); err != nil {
@@ -196,7 +197,7 @@ func runGenerate(_ context.Context, env Env, args []string) error {
 	fs := newFlags(c, env)
 	check := fs.Bool("check", false, "write nothing; exit 3 when a generated file is stale")
 	root := fs.String("root", ".", "the repository root")
-	if err := parseFlags(fs, args); err != nil {
+	if err := command.Parse(fs, args); err != nil {
 		return err
 	}
 	if err := noArgs(fs, "generate"); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/reconcile"
 	"github.com/shopsphere/shardflow/internal/registry"
@@ -31,7 +32,7 @@ a move, or off peak; the scheduled checks are dq's.`,
 func runReconcile(ctx context.Context, env Env, args []string) error {
 	c := commands["reconcile"]
 	fs := newFlags(c, env)
-	if err := parseFlags(fs, args); err != nil {
+	if err := command.Parse(fs, args); err != nil {
 		return err
 	}
 	if err := noArgs(fs, "reconcile"); err != nil {

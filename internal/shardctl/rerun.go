@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/shopsphere/shardflow/internal/airflow"
+	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/dagen"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 )
@@ -39,7 +40,7 @@ func runRerun(ctx context.Context, env Env, args []string) error {
 	kind := fs.String("dag", dagen.Hourly, "which DAG (hourly or backfill: the ones with shard groups)")
 	dry := fs.Bool("dry-run", false, "print what would be cleared, clear nothing")
 	wait := fs.Duration("wait", 0, "wait this long for the run to finish (0: do not wait)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := command.Parse(fs, args); err != nil {
 		return err
 	}
 	if *shard == "" || *runID == "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/genfile"
 	"github.com/shopsphere/shardflow/internal/seed"
@@ -33,7 +34,7 @@ func runGenSeeds(_ context.Context, env Env, args []string) error {
 	fs := newFlags(c, env)
 	dir := fs.String("dir", "dbt/seeds", "seed directory of the dbt project")
 	check := fs.Bool("check", false, "only compare; exit 3 if the committed seeds are stale")
-	if err := parseFlags(fs, args); err != nil {
+	if err := command.Parse(fs, args); err != nil {
 		return err
 	}
 	if err := noArgs(fs, "gen-seeds"); err != nil {

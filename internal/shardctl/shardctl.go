@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
@@ -102,20 +103,17 @@ Run 'shardctl help <command>' for a command's flags.
 // newFlags returns a flag set that reports errors instead of exiting and prints the
 // command's usage and help on -h.
 func newFlags(c Command, env Env) *flag.FlagSet {
-	fs := flag.NewFlagSet("shardctl "+c.Name, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.Usage = func() {
+	return command.NewFlagSet("shardctl "+c.Name, env.Stderr, func(fs *flag.FlagSet) {
 		fmt.Fprintf(env.Stderr, "usage: shardctl %s %s\n\n%s\n\nflags:\n", c.Name, c.Usage, strings.TrimSpace(c.Help))
 		fs.PrintDefaults()
-	}
-	return fs
+	})
 }
 
-// noArgs refuses positional arguments left after the flags; what names the command
-// in the error (e.g. "plan", "connectors apply").
+// noArgs refuses positional arguments left after the flags (command.NoArgs); what
+// names the command in the error (e.g. "plan", "connectors apply").
 func noArgs(fs *flag.FlagSet, what string) error {
-	if fs.NArg() > 0 {
-		return exitcode.Errorf(exitcode.Usage, "%s: unexpected argument %q", what, fs.Arg(0))
+	if err := command.NoArgs(fs); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }
@@ -141,16 +139,4 @@ func loadEnvironment(env Env) (*registry.Registry, *registry.Environment, error)
 		return nil, nil, exitcode.Wrap(exitcode.Usage, err)
 	}
 	return r, e, nil
-}
-
-// parseFlags parses args and maps a flag error to the usage exit code. After -h it
-// returns flag.ErrHelp, which a command returns as is and Run treats as success.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return exitcode.Wrap(exitcode.Usage, err)
-	}
-	return nil
 }

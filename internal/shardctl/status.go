@@ -11,6 +11,7 @@ import (
 
 	"github.com/shopsphere/shardflow/internal/airflow"
 	"github.com/shopsphere/shardflow/internal/cdc"
+	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/connector"
 	"github.com/shopsphere/shardflow/internal/dagen"
 	"github.com/shopsphere/shardflow/internal/exitcode"
@@ -117,7 +118,7 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 	kind := fs.String("dag", dagen.Hourly, "which DAG")
 	n := fs.Int("runs", 3, "how many of the latest runs")
 	only := fs.String("only", "", "one section: airflow or cdc")
-	if err := parseFlags(fs, args); err != nil {
+	if err := command.Parse(fs, args); err != nil {
 		return err
 	}
 	if err := dagKind(*kind); err != nil {
@@ -157,30 +158,7 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 	if len(errs) == 0 {
 		return nil
 	}
-	return exitcode.Errorf(exitcode.Of(worst(errs)), "status: %s", strings.Join(bad, ", "))
-}
-
-// worst returns the error with the most telling exit code: a failed check (a shard is
-// unhealthy), then a usage error, then any other permanent error, then a retryable one.
-func worst(errs []error) error {
-	rank := func(err error) int {
-		switch exitcode.Of(err) {
-		case exitcode.CheckFail:
-			return 4
-		case exitcode.Usage:
-			return 3
-		case exitcode.Retryable:
-			return 1
-		}
-		return 2
-	}
-	var w error
-	for _, err := range errs {
-		if w == nil || rank(err) > rank(w) {
-			w = err
-		}
-	}
-	return w
+	return exitcode.Errorf(exitcode.Worst(errs...), "status: %s", strings.Join(bad, ", "))
 }
 
 // statusCDC is the cdc section of status, with the environment's defaults.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/workload"
 )
@@ -45,7 +46,7 @@ func runTraffic(ctx context.Context, env Env, args []string) error {
 	writers := fs.Int("writers", 2, "connections per shard")
 	customers := fs.Int("customers", 10000, "size of the customer population")
 	dir := fs.String("dir", filepath.Join("var", "fleet"), "the local fleet, for shards without an ADMIN_DSN variable")
-	if err := parseFlags(fs, args); err != nil {
+	if err := command.Parse(fs, args); err != nil {
 		return err
 	}
 	if err := noArgs(fs, "traffic"); err != nil {

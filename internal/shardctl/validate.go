@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
@@ -28,7 +29,7 @@ Exits 0 when the file is valid, 2 when it is not.`,
 func runValidate(_ context.Context, env Env, args []string) error {
 	c := commands["validate"]
 	fs := newFlags(c, env)
-	if err := parseFlags(fs, args); err != nil {
+	if err := command.Parse(fs, args); err != nil {
 		return err
 	}
 	path := env.Registry

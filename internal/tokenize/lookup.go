@@ -3,12 +3,12 @@ package tokenize
 import (
 	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"strings"
 
+	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
@@ -34,17 +34,12 @@ not a value of the column (named by line number, never by value).
 
 // LookupCommand runs `tokenize lookup`. env is the process environment (read by main).
 func LookupCommand(ctx context.Context, args []string, env map[string]string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("tokenize lookup", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, LookupUsage) }
+	fs := command.NewFlagSet("tokenize lookup", stderr, func(*flag.FlagSet) { fmt.Fprint(stderr, LookupUsage) })
 	column := fs.String("column", "", "PCI column")
 	table := fs.String("table", "", "table (when the column is in several)")
 	keyID := fs.String("key-id", "", "key id (default tokenizer.key_id)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return exitcode.Wrap(exitcode.Usage, err)
+	if err := command.Parse(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return exitcode.Errorf(exitcode.Usage, "tokenize lookup: values are read from stdin, never from arguments (shell history and process lists would keep them)")
@@ -61,17 +56,13 @@ func LookupCommand(ctx context.Context, args []string, env map[string]string, st
 	if err != nil {
 		return exitcode.Wrap(exitcode.Usage, fmt.Errorf("tokenize lookup: %w", err))
 	}
-	id := reg.Tokenizer.KeyID
+	cfg := reg.Tokenizer
 	if *keyID != "" {
-		id = *keyID
+		cfg.KeyID = *keyID
 	}
-	key := env[reg.Tokenizer.Key.Env]
-	if key == "" {
-		return exitcode.Errorf(exitcode.Usage, "tokenize lookup: the tokenizer key variable %s is not set", reg.Tokenizer.Key.Env)
-	}
-	tok, err := New(id, []byte(key))
+	tok, err := FromEnv(cfg, env)
 	if err != nil {
-		return exitcode.Wrap(exitcode.Usage, fmt.Errorf("tokenize lookup: %s: %w", reg.Tokenizer.Key.Env, err))
+		return fmt.Errorf("tokenize lookup: %w", err)
 	}
 	return exitcode.Wrap(exitcode.Usage, tok.Lookup(ctx, col, stdin, stdout))
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/shopsphere/shardflow/internal/dq"
-	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/objstore/backend"
 	"github.com/shopsphere/shardflow/internal/registry"
@@ -34,7 +33,7 @@ func openDeps(ctx context.Context, target *registry.Environment, env map[string]
 		close:     func() { _ = wh.Close() },
 	}
 	if pciFiles {
-		f, err := openFiles(ctx, target, env)
+		f, err := backend.Open(ctx, target.ObjectStore, backend.CredentialsFromEnv(env))
 		if err != nil {
 			d.close()
 			return nil, err
@@ -42,13 +41,4 @@ func openDeps(ctx context.Context, target *registry.Environment, env map[string]
 		d.files = f
 	}
 	return d, nil
-}
-
-// openFiles opens the landing zone (a directory or S3) for the PCI file scan.
-func openFiles(ctx context.Context, target *registry.Environment, env map[string]string) (dq.Files, error) {
-	st, err := backend.Open(ctx, target.ObjectStore, backend.CredentialsFromEnv(env))
-	if err != nil {
-		return nil, exitcode.Wrap(exitcode.Usage, err)
-	}
-	return st, nil
 }

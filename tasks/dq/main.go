@@ -67,9 +67,7 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("dq", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, help); fs.PrintDefaults() }
+	fs := command.NewFlagSet("dq", stderr, func(fs *flag.FlagSet) { fmt.Fprint(stderr, help); fs.PrintDefaults() })
 	shards := fs.String("shard", "", "comma-separated shard ids (default: every shard in shards.yaml)")
 	tables := fs.String("table", "", "comma-separated tables (default: every table)")
 	window := fs.String("window", "", "one window: its start; the window is [start, start + extract.window)")
@@ -80,11 +78,11 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	pciFiles := fs.Bool("pci-files", false, "also scan every landed file for card numbers")
 	sla := fs.Duration("freshness-sla", 0, "batch freshness SLA (default 2 x extract.window + safety_lag)")
 	runID := fs.String("run-id", "", "id of this run in dq_results (default: a new UUID)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return exitcode.Wrap(exitcode.Usage, err)
+	if err := command.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := command.NoArgs(fs); err != nil {
+		return err
 	}
 	sel, err := registry.Select(env)
 	if err != nil {

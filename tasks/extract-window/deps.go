@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 
-	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/objstore/backend"
@@ -21,18 +19,13 @@ type deps struct {
 // openDeps builds the environment's object store (a directory or S3), the keyed
 // tokenizer and the landing Parquet writer.
 func openDeps(ctx context.Context, sel *registry.Selection, env map[string]string) (*deps, error) {
-	reg, target := sel.Registry, sel.Env
-	store, err := backend.Open(ctx, target.ObjectStore, backend.CredentialsFromEnv(env))
+	store, err := backend.Open(ctx, sel.Env.ObjectStore, backend.CredentialsFromEnv(env))
 	if err != nil {
-		return nil, exitcode.Wrap(exitcode.Usage, err)
+		return nil, err
 	}
-	key := env[reg.Tokenizer.Key.Env]
-	if key == "" {
-		return nil, exitcode.Errorf(exitcode.Usage, "tokenizer: environment variable %s (the key) is not set", reg.Tokenizer.Key.Env)
-	}
-	tok, err := tokenize.New(reg.Tokenizer.KeyID, []byte(key))
+	tok, err := tokenize.FromEnv(sel.Registry.Tokenizer, env)
 	if err != nil {
-		return nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("tokenizer (%s): %w", reg.Tokenizer.Key.Env, err))
+		return nil, err
 	}
 	return &deps{store: store, tokenizer: tok, newWriter: landing.OpenParquet}, nil
 }

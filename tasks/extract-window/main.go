@@ -73,9 +73,7 @@ type options struct {
 }
 
 func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("extract-window", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, help); fs.PrintDefaults() }
+	fs := command.NewFlagSet("extract-window", stderr, func(fs *flag.FlagSet) { fmt.Fprint(stderr, help); fs.PrintDefaults() })
 	var o options
 	fs.StringVar(&o.shard, "shard", "", "shard id, as in shards.yaml (required)")
 	fs.StringVar(&o.table, "table", "", "table name, as in shards.yaml (required)")
@@ -83,14 +81,11 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	fs.StringVar(&o.end, "window-end", "", "window end, RFC3339, exclusive")
 	fs.StringVar(&o.window, "window", "", "window start; the window is [start, start + extract.window)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan and write nothing")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return exitcode.Wrap(exitcode.Usage, err)
+	if err := command.Parse(fs, args); err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		return exitcode.Errorf(exitcode.Usage, "unexpected arguments %q", fs.Args())
+	if err := command.NoArgs(fs); err != nil {
+		return err
 	}
 	sel, err := registry.Select(env)
 	if err != nil {

@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -72,9 +71,7 @@ type options struct {
 }
 
 func parseArgs(args []string, stderr io.Writer) (*options, error) {
-	fs := flag.NewFlagSet("load", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, help); fs.PrintDefaults() }
+	fs := command.NewFlagSet("load", stderr, func(fs *flag.FlagSet) { fmt.Fprint(stderr, help); fs.PrintDefaults() })
 	var o options
 	var start, end string
 	fs.StringVar(&o.shard, "shard", "", "shard id (required with --window-start; a filter with --all)")
@@ -85,14 +82,11 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.source, "source", "", "with --all: only batch or cdc files")
 	fs.DurationVar(&o.since, "since", 0, "with --all: only the dt= days from now minus this on (files dated earlier are not seen: a run without --since catches up)")
 	fs.BoolVar(&o.verbose, "v", false, "log every file, also the skipped ones")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, exitcode.Wrap(exitcode.Usage, err)
+	if err := command.Parse(fs, args); err != nil {
+		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, exitcode.Errorf(exitcode.Usage, "unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	if err := command.NoArgs(fs); err != nil {
+		return nil, err
 	}
 	if o.source != "" && o.source != string(landing.Batch) && o.source != string(landing.CDC) {
 		return nil, exitcode.Errorf(exitcode.Usage, "--source %q: want batch or cdc", o.source)
@@ -151,7 +145,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	store, err := openStore(ctx, target, env)
+	store, err := backend.Open(ctx, target.ObjectStore, backend.CredentialsFromEnv(env))
 	if err != nil {
 		return err
 	}
@@ -197,14 +191,6 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 
 // The directory store reads files in place; S3 objects are copied to a temp file.
 var _ load.LocalStore = dir.Store{}
-
-func openStore(ctx context.Context, target *registry.Environment, env map[string]string) (load.Store, error) {
-	st, err := backend.Open(ctx, target.ObjectStore, backend.CredentialsFromEnv(env))
-	if err != nil {
-		return nil, exitcode.Wrap(exitcode.Usage, err)
-	}
-	return st, nil
-}
 
 // setFailpoint makes the run stop dead inside the load transaction, for the crash test:
 //

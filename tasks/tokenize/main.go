@@ -69,20 +69,13 @@ func run(ctx context.Context, args []string, env map[string]string, stdin io.Rea
 	return exitcode.Errorf(exitcode.Usage, "unknown subcommand %q: want cdc or lookup", args[0])
 }
 
-// cdcDeps are the batch path's seams: the environment's object store, the keyed
-// tokenizer and the landing Parquet writer, so both paths land the same bytes.
+// cdcDeps are the batch path's seams: the environment's object store and the landing
+// Parquet writer, so both paths land the same bytes.
 func cdcDeps(env map[string]string) cdc.Deps {
 	creds := backend.CredentialsFromEnv(env)
 	return cdc.Deps{
 		OpenStore: func(ctx context.Context, cfg registry.ObjectStore) (objstore.Store, error) {
 			return backend.Open(ctx, cfg, creds)
-		},
-		NewTokenizer: func(keyID string, key []byte) (landing.Tokenizer, error) {
-			t, err := tokenize.New(keyID, key)
-			if err != nil {
-				return nil, err
-			}
-			return t, nil
 		},
 		NewWriter: func(w io.Writer, cols []landing.Column) (landing.FileWriter, error) {
 			pw, err := landing.NewParquetWriter(w, cols)

@@ -5,7 +5,6 @@
 # Ports of the default stack: broker 19092, controller 19093, Connect REST 18083.
 # Tests start their own stacks on free ports.
 DEPS_TARGETS  += deps-cdc
-TEST_TARGETS  += test-cdc
 BENCH_TARGETS += bench-cdc
 
 CDC_DIR  := $(VAR)/cdc

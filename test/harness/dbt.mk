@@ -1,7 +1,6 @@
 # dbt: the project in dbt/, run from the uv venv var/venv/dbt (py/dbt/uv.lock pins
 # dbt-core, dbt-duckdb, dbt-snowflake and duckdb). docs/dbt.md.
 DEPS_TARGETS += deps-dbt
-TEST_TARGETS += test-dbt
 
 DBT_VENV  := $(VAR)/venv/dbt
 DBT       := $(DBT_VENV)/bin/dbt
@@ -10,12 +9,14 @@ DOCS_PORT ?= 18580
 # or the test fixture when the pipeline has not run here.
 DOCS_DB   ?= $(VAR)/warehouse.duckdb
 
-.PHONY: deps-dbt test-dbt docs dbt-build
+.PHONY: deps-dbt test-dbt lint-seeds docs dbt-build
 deps-dbt: deps-uv ## install dbt (core, duckdb, snowflake) into var/venv/dbt from py/dbt/uv.lock
 	@UV_PROJECT_ENVIRONMENT=$(DBT_VENV) $(UV) sync --frozen --quiet --project py/dbt
 
-test-dbt: deps-dbt build ## dbt build on a fixture warehouse (unit + data tests, incremental, finance verify), parse for Snowflake
+test-dbt: deps-dbt build lint-seeds ## dbt build on a fixture warehouse (unit + data tests, incremental, finance verify), parse for Snowflake
 	bash test/harness/test-dbt.sh
+
+lint-seeds: build ## dbt/seeds up to date with shards.yaml
 	$(BIN)/shardctl gen-seeds --check --dir dbt/seeds
 
 dbt-build: deps-dbt ## dbt build on the local warehouse (var/warehouse.duckdb); VARS='{code_version: ...}'

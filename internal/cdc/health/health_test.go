@@ -19,7 +19,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/connector"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/fleet/fleettest"
-	"github.com/shopsphere/shardflow/internal/shardctl"
+	"github.com/shopsphere/shardflow/internal/registry"
 )
 
 const group = "health-test"
@@ -37,7 +37,7 @@ func TestCheckOnRealStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text, err := shardctl.GenerateRegistry(base, 2, 0)
+	text, err := registry.Generate(base, 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/objstore/backend"
 	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/objstore/s3"
@@ -36,8 +37,8 @@ func TestOpen(t *testing.T) {
 		{registry.ObjectStore{Kind: "s3", Region: "us-east-1"}, s3.Credentials{}, "bucket is required"},
 		{registry.ObjectStore{Kind: "s3", Bucket: "b", Region: "us-east-1"}, s3.Credentials{AccessKeyID: "AKIA"}, "without its secret"},
 	} {
-		if _, err := backend.Open(ctx, c.cfg, c.cred); err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("Open(%+v) = %v, want %q", c.cfg, err, c.want)
+		if _, err := backend.Open(ctx, c.cfg, c.cred); err == nil || !strings.Contains(err.Error(), c.want) || exitcode.Of(err) != exitcode.Usage {
+			t.Errorf("Open(%+v) = %v (exit %d), want %q and exit 2", c.cfg, err, exitcode.Of(err), c.want)
 		}
 	}
 }

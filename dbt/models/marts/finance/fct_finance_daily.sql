@@ -1,12 +1,12 @@
 -- Daily finance numbers as published: each business day from the latest finance run that
 -- covered it (run_seq; a run covers the days between its day_from and day_to, all days
 -- when unbounded), with the run's id and code version beside the numbers so every figure
--- traces to its manifest (finance_run_manifest, finance_run_inputs). A day whose latest
+-- traces to its manifest (dim_finance_runs, fct_finance_run_inputs). A day whose latest
 -- run found nothing any more (its orders deleted since) shows nothing, not older numbers.
 -- Replays (runs with replay_of) re-publish nothing: they exist to prove a past run.
 with runs as (
     select run_id, run_seq, code_version, registry_epoch, day_from, day_to
-    from {{ ref('finance_run_manifest') }}
+    from {{ ref('dim_finance_runs') }}
     where replay_of is null
 ),
 

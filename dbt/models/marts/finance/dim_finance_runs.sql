@@ -1,9 +1,9 @@
 {{ config(materialized='incremental', incremental_strategy='append', on_schema_change='fail') }}
--- One row per finance run, append-only: what pins it. With finance_run_inputs (the load
--- high-water marks per shard and table) this is the run's manifest: the code version
--- (git sha, passed as a var), the registry epoch in force, the business days it covers,
--- and the run it replays, if any. Runs are ordered by run_seq; fct_finance_daily shows
--- each day from its latest run.
+-- One row per finance run, append-only: what pins it, the dimension every finance fact's
+-- run_id refers to. With fct_finance_run_inputs (the load high-water marks per shard and
+-- table) this is the run's manifest: the code version (git sha, passed as a var), the
+-- registry epoch in force, the business days it covers, and the run it replays, if any.
+-- Runs are ordered by run_seq; fct_finance_daily shows each day from its latest run.
 {%- set replay = var('finance_replay_of') %}
 {%- set day_from = var('finance_day_from') %}
 {%- set day_to = var('finance_day_to') %}
