@@ -3,9 +3,11 @@
   owned the row's bucket at the change's instant: updated_at for c/u/r rows, the commit
   time for a CDC delete ('d'); staging exposes that instant as changed_at. The history
   comes from the seed shard_ownership (shardctl gen-seeds): one row per (shard, bucket
-  range, [valid_from, valid_to)), NULL bounds open. A copy made on the new shard during a
-  move carries its old updated_at (before the cutover), and the cleanup delete on the old
-  shard commits after it: neither shard owned the bucket at that instant, so both drop out.
+  range, [valid_from, valid_to)), NULL bounds open, each bound an instant of that shard's
+  own clock: a move's fence markers (decisions/0017). A copy made on the new shard during
+  a move is stamped before the new shard's marker, and the cleanup delete on the old shard
+  commits after the old shard's marker: neither shard owned the bucket then, so both drop
+  out.
 
   relation: a relation or CTE name with shard_id, bucket and changed_at.
 -#}

@@ -88,6 +88,12 @@ func newRig(t testing.TB, shards int) *rig {
 	r.reg = fleettest.Load(t, r.regFile)
 	r.fleet = fleettest.Start(t, r.reg)
 	r.stack = cdctest.Start(t)
+	// the binaries the test runs (shardctl move cleanup's CDC gate) reach this stack
+	text = regexp.MustCompile(`brokers: \[[^\]]*\]`).ReplaceAll(text, []byte(`brokers: ["`+strings.Join(r.stack.Brokers, `", "`)+`"]`))
+	if err := os.WriteFile(r.regFile, text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.reg = fleettest.Load(t, r.regFile)
 	r.connect = connector.NewClient(r.stack.ConnectURL, nil)
 	r.writeConnectSecrets()
 	return r

@@ -214,7 +214,7 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 	follow = r.startConsumer("--flush-interval", "2s", "--file-records", "2000")
 	time.Sleep(20 * time.Second) // traffic on the declared, not yet started move
 	held3 := moveOnce(moved)
-	time.Sleep(40 * time.Second) // traffic after both switches
+	time.Sleep(time.Minute) // traffic after both switches
 	stopTraffic()
 	wg.Wait()
 	if err := <-batchDone; err != nil {

@@ -40,7 +40,11 @@ var seedsYML []byte
 // shard_ownership.csv has one row per registry.Interval: bucket_lo..bucket_hi (inclusive)
 // belonged to shard_id during [valid_from, valid_to) at registry epoch `epoch`. An empty
 // valid_from means "since the beginning", an empty valid_to "still owned" (dbt loads both
-// as NULL). Times are RFC 3339 in UTC. Every (bucket, instant) is covered by exactly one row.
+// as NULL). Times are RFC 3339 in UTC, to the microsecond, each an instant of that
+// shard's own clock (decisions/0017). One shard's rows never overlap; a pending move's
+// target has a row from where its previous span of the buckets ended (landing kept only
+// its changes after its own switch marker), so while a move is pending its buckets are
+// covered by two shards' rows.
 func Render(r *registry.Registry, dir string) (genfile.Set, error) {
 	own, err := renderCSV(OwnershipHeader, ownershipRows(r))
 	if err != nil {
