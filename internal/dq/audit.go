@@ -259,6 +259,45 @@ func (w *Warehouse) landedMovedRows(ctx context.Context, t registry.Table, shard
 	return out, rows.Err()
 }
 
+// LandedVersions returns, for each of the keys (key text) of table, the newest version
+// shard landed in the warehouse (raw rows, any source): what a move's source held of a
+// key before its cleanup. Keys it never landed are absent.
+func (w *Warehouse) LandedVersions(ctx context.Context, table, shard string, keys []string) (map[string]int64, error) {
+	t, ok := w.Registry.Table(table)
+	if !ok {
+		return nil, fmt.Errorf("table %s is not in shards.yaml", table)
+	}
+	out := map[string]int64{}
+	for len(keys) > 0 {
+		n := min(len(keys), lookupChunk)
+		lits := make([]string, n)
+		for i, k := range keys[:n] {
+			lits[i] = "'" + strings.ReplaceAll(k, "'", "''") + "'"
+		}
+		keys = keys[n:]
+		q := fmt.Sprintf("SELECT %s AS k, max(%s) FROM %s WHERE _shard = '%s' AND %s IN (%s) GROUP BY 1",
+			w.keyText(t), t.Version, w.table(t.Name), strings.ReplaceAll(shard, "'", "''"), w.keyText(t), strings.Join(lits, ", "))
+		rows, err := w.DB.QueryContext(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("landed versions of shard %s table %s: %w", shard, table, err)
+		}
+		for rows.Next() {
+			var k string
+			var v int64
+			if err := rows.Scan(&k, &v); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[k] = v
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 func bucketsSQL(rs []registry.Range) string {
 	parts := make([]string, len(rs))
 	for i, r := range rs {

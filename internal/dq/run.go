@@ -155,8 +155,9 @@ func countCheck(check, table, what string, f func() (int64, []string, error)) Re
 // filter leaves it out of analytics, so it must be held, owned, somewhere else.
 //
 //   - A row on a move's target before the target's marker is a copy: the move's source
-//     must hold the key at the same or a newer version (decisions/0017). A "copy" the
-//     source does not explain is a change lost to the ownership filter (a marker too
+//     must hold the key at the same or a newer version (decisions/0017), or, after the
+//     move's cleanup, must have landed it (the warehouse). A "copy" the source does not
+//     explain is a change lost to the ownership filter (a marker too
 //     late, a clock that ran slow under a hand-recorded cutover): FAIL.
 //   - A row on a move's source at or after its marker was written past the fence: FAIL.
 //   - Any other row was written to a shard that did not own its bucket: FAIL.
@@ -207,8 +208,26 @@ func unownedRows(ctx context.Context, c Config, src *Source, table string, w win
 			r.Status, r.Detail = Fail, err.Error()
 			return r
 		}
+		// after the move's cleanup the source holds nothing: what it landed does
+		var missing []string
+		for _, x := range xs {
+			if v, ok := cur[x.Key]; !ok || v.Version < x.Version {
+				missing = append(missing, x.Key)
+			}
+		}
+		landed := map[string]int64{}
+		if len(missing) > 0 && c.Warehouse != nil {
+			if landed, err = c.Warehouse.LandedVersions(ctx, table, from, missing); err != nil {
+				r.Status, r.Detail = Fail, err.Error()
+				return r
+			}
+		}
 		for _, x := range xs {
 			if v, ok := cur[x.Key]; ok && v.Version >= x.Version {
+				explained++
+				continue
+			}
+			if v, ok := landed[x.Key]; ok && v >= x.Version {
 				explained++
 				continue
 			}
