@@ -75,18 +75,19 @@ dbt_() {
 seeds() { shardctl gen-seeds --dir "$DEMO/dbt-seeds" >/dev/null; }
 # DuckDB has one writer: every command that opens the warehouse takes this lock
 wh() { ( flock 9; "$@" ) 9>"$DEMO/warehouse.lock"; }
-declare -A DONE
+# a window is extracted once (a marker file: the loop runs in a subshell of its own)
+mkdir -p "$DEMO/done"
 batch_pass() {
   local now s t w rc
   now=$(date -u +%s)
   for s in $(shard_ids); do
     for t in $TABLES; do
       for (( w = FIRST; w + WINDOW + 5 <= now; w += WINDOW )); do
-        [ -n "${DONE[$s/$t/$w]:-}" ] && continue
+        [ -e "$DEMO/done/$s.$t.$w" ] && continue
         rc=0
         extract-window --shard "$s" --table "$t" --window "$(utc "$w")" >>"$DEMO/logs/extract.out" 2>>"$DEMO/logs/extract.log" || rc=$?
         case $rc in
-          0) DONE[$s/$t/$w]=1 ;;
+          0) touch "$DEMO/done/$s.$t.$w" ;;
           75) ;; # not closed yet on this shard: next pass
           *) echo "extract-window $s $t $(utc "$w") exited $rc (logs/extract.log)"; return 1 ;;
         esac

@@ -20,7 +20,7 @@ import (
 
 // Header rows, also the column contract with dbt/seeds/_seeds.yml.
 var (
-	OwnershipHeader = []string{"shard_id", "bucket_lo", "bucket_hi", "epoch", "valid_from", "valid_to"}
+	OwnershipHeader = []string{"shard_id", "bucket_lo", "bucket_hi", "epoch", "valid_from", "valid_to", "pending"}
 	ShardsHeader    = []string{"shard_id", "state", "bucket_ranges"}
 )
 
@@ -73,7 +73,7 @@ func ownershipRows(r *registry.Registry) [][]string {
 	rows := make([][]string, 0, len(ivs))
 	for _, iv := range ivs {
 		rows = append(rows, []string{iv.Shard, strconv.Itoa(iv.Lo), strconv.Itoa(iv.Hi),
-			strconv.Itoa(iv.Epoch), instant(iv.From), instant(iv.To)})
+			strconv.Itoa(iv.Epoch), instant(iv.From), instant(iv.To), strconv.FormatBool(iv.Pending)})
 	}
 	return rows
 }

@@ -20,7 +20,7 @@ replayed as (select day_from, day_to from {{ this }} where run_id = '{{ replay }
 epoch as (
     select max(epoch) as registry_epoch
     from {{ ref('shard_ownership') }}
-    where valid_from is null or valid_from <= current_timestamp
+    where (valid_from is null or valid_from <= current_timestamp) and not coalesce(pending, false)
 )
 
 select
