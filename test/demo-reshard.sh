@@ -27,6 +27,7 @@ elapsed() { echo "+$(( $(date +%s) - DEMO_START ))s"; }
 
 # -----------------------------------------------------------------------------
 section "1. Registry: 4 shards, 1-minute windows, batch path (no Kafka)"
+[ -d "$DEMO/fleet" ] && shardctl fleet down --dir "$DEMO/fleet" --purge >/dev/null   # a previous run's
 rm -rf "$DEMO" && mkdir -p "$DEMO/logs"
 export SHARDFLOW_REGISTRY="$DEMO/shards.yaml"
 shardctl init --from "$ROOT/shards.yaml" --window 1m --safety-lag 5s --out "$SHARDFLOW_REGISTRY" >/dev/null

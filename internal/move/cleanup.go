@@ -71,17 +71,17 @@ func (m *Mover) Cleanup(ctx context.Context) (map[string]int64, error) {
 			waits = append(waits, why)
 		}
 	}
-	ok, why, err := m.Gates.CDCConsumed(ctx, src.id, from[0].MarkerLSN)
+	ok, cdcWhy, err := m.Gates.CDCConsumed(ctx, src.id, from[0].MarkerLSN)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		waits = append(waits, why)
+		waits = append(waits, cdcWhy)
 	}
 	if len(waits) > 0 {
 		return nil, retry(fmt.Errorf("move %d: not yet: the pipeline still needs %s's rows: %s", m.Epoch, src.id, strings.Join(waits, "; ")))
 	}
-	m.say("  gates passed: batch windows through %s loaded, CDC landed through %s", from[0].MarkerAt.Format(time.RFC3339Nano), from[0].MarkerLSN)
+	m.say("  gates passed: batch windows through %s loaded; %s", from[0].MarkerAt.Format(time.RFC3339Nano), cdcWhy)
 	deleted := map[string]int64{}
 	if !m.step("delete the buckets' rows on %s, %d per transaction, in key order", src.id, CleanupBatch) {
 		return deleted, nil

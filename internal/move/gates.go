@@ -77,7 +77,7 @@ func (g *PipelineGates) BatchLoaded(ctx context.Context, shard string, t registr
 // landed.
 func (g *PipelineGates) CDCConsumed(ctx context.Context, shard string, lsn string) (bool, string, error) {
 	if len(g.Brokers) == 0 {
-		return true, "", nil
+		return true, "the environment has no CDC", nil
 	}
 	dsn, err := g.ReplicationDSN(shard)
 	if err != nil {
@@ -137,5 +137,5 @@ func (g *PipelineGates) CDCConsumed(ctx context.Context, shard string, lsn strin
 	if len(behind) > 0 {
 		return false, fmt.Sprintf("tokenize cdc (group %s) has not landed %s's events through the marker: %v", g.Group, shard, behind), nil
 	}
-	return true, "", nil
+	return true, fmt.Sprintf("CDC landed through %s", lsn), nil
 }

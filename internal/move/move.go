@@ -51,7 +51,8 @@ type Gates interface {
 	// including the one holding through has been extracted and loaded.
 	BatchLoaded(ctx context.Context, shard string, t registry.Table, through time.Time) (ok bool, why string, err error)
 	// CDCConsumed reports whether every change event of shard up to WAL position lsn
-	// has been landed by tokenize cdc (true, "" when the environment has no CDC).
+	// has been landed by tokenize cdc (true when the environment has no CDC); why says
+	// what it found either way.
 	CDCConsumed(ctx context.Context, shard string, lsn string) (ok bool, why string, err error)
 }
 
