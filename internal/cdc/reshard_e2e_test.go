@@ -112,8 +112,10 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 	}()
 	var hardDeletes atomic.Int64
 	var delMu sync.Mutex
-	deleted := map[string]bool{} // order_items keys hard-deleted: batch cannot see these go
-	go func() { // hard deletes, as an operator's script would run them (fenced rows skipped)
+	// order_items keys hard-deleted, as an operator's script would (fenced rows skipped):
+	// the batch path cannot see these go
+	deleted := map[string]bool{}
+	go func() {
 		defer wg.Done()
 		for tctx.Err() == nil {
 			for _, s := range r.fleet.Shards {

@@ -200,6 +200,17 @@ func (m *Mover) rows(ctx context.Context, s *shard, role registry.FenceRole) ([]
 	return out, nil
 }
 
+// fenceRows reads the move's fence rows on the source (role from) and the target (to).
+func (m *Mover) fenceRows(ctx context.Context, src, dst *shard) (from, to []fence.Row, err error) {
+	if from, err = m.rows(ctx, src, registry.RoleFrom); err != nil {
+		return nil, nil, err
+	}
+	if to, err = m.rows(ctx, dst, registry.RoleTo); err != nil {
+		return nil, nil, err
+	}
+	return from, to, nil
+}
+
 // putFence writes the move's fence rows for role on a shard, once.
 func (m *Mover) putFence(ctx context.Context, s *shard, role registry.FenceRole, state fence.State, peer string) error {
 	for _, rg := range m.move().Buckets {

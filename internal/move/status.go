@@ -76,10 +76,7 @@ func (m *Mover) Status(ctx context.Context) (*Status, error) {
 	}
 	defer closeAll()
 	st := &Status{Move: mv, Registered: !mv.Pending()}
-	if st.From, err = m.rows(ctx, src, registry.RoleFrom); err != nil {
-		return nil, err
-	}
-	if st.To, err = m.rows(ctx, dst, registry.RoleTo); err != nil {
+	if st.From, st.To, err = m.fenceRows(ctx, src, dst); err != nil {
 		return nil, err
 	}
 	if st.Copy, err = m.copyState(ctx, src, dst); err != nil {

@@ -44,11 +44,7 @@ func (m *Mover) Verify(ctx context.Context) ([]TableCheck, error) {
 		return nil, err
 	}
 	defer closeAll()
-	from, err := m.rows(ctx, src, registry.RoleFrom)
-	if err != nil {
-		return nil, err
-	}
-	to, err := m.rows(ctx, dst, registry.RoleTo)
+	from, to, err := m.fenceRows(ctx, src, dst)
 	if err != nil {
 		return nil, err
 	}

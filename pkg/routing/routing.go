@@ -130,6 +130,9 @@ const (
 	Moved                         // SF004: moved to Peer; write there
 )
 
+// kinds maps the fence trigger's SQLSTATEs to their kinds (internal/fleet/schema.sql).
+var kinds = map[string]Kind{"SF001": Fenced, "SF002": StartedBefore, "SF003": Arriving, "SF004": Moved}
+
 func (k Kind) String() string {
 	switch k {
 	case Fenced:
@@ -183,19 +186,11 @@ func Classify(err error) *FenceError {
 	if !errors.As(err, &pe) || !strings.HasPrefix(pe.Code, "SF") {
 		return nil
 	}
-	out := &FenceError{Err: err}
-	switch pe.Code {
-	case "SF001":
-		out.Kind = Fenced
-	case "SF002":
-		out.Kind = StartedBefore
-	case "SF003":
-		out.Kind = Arriving
-	case "SF004":
-		out.Kind = Moved
-	default:
+	kind, ok := kinds[pe.Code]
+	if !ok {
 		return nil
 	}
+	out := &FenceError{Kind: kind, Err: err}
 	// DETAIL: move=2 bucket=1100 lo=1024 hi=1535 peer=s04
 	for _, kv := range strings.Fields(pe.Detail) {
 		k, v, _ := strings.Cut(kv, "=")
