@@ -54,6 +54,9 @@ func (m *Mover) Cutover(ctx context.Context) (*CutoverResult, error) {
 		if err := m.switchOver(ctx, src, dst, res); err != nil {
 			return nil, err
 		}
+		if m.DryRun {
+			return res, nil
+		}
 	} else {
 		m.say("  %s owns the buckets since %s (its clock): switched before", dst.id, to[0].MarkerAt.Format(time.RFC3339Nano))
 	}

@@ -110,13 +110,15 @@ func TestMoveKilledAtEveryStep(t *testing.T) {
 
 	steps := []struct{ cmd, failpoint string }{
 		{"start", "start.fence"}, {"start", "start.publication"}, {"start", "start.subscription"}, {"start", ""},
+		{"cutover --dry-run", ""}, // prints the steps, changes nothing (checked below)
 		{"cutover", "cutover.fence"}, {"cutover", "cutover.marker-from"}, {"cutover", "cutover.unsubscribed"},
 		{"cutover", "cutover.marker-to"}, {"cutover", "cutover.moved"}, {"cutover", "cutover.recorded"}, {"cutover", ""},
 		{"verify", "verify.done"}, {"verify", ""},
 	}
 	var log strings.Builder
 	for _, s := range steps {
-		out, code := run(s.failpoint, "move", s.cmd, "2")
+		cmd := strings.Fields(s.cmd)
+		out, code := run(s.failpoint, append([]string{"move", cmd[0], "2"}, cmd[1:]...)...)
 		fmt.Fprintf(&log, "$ move %s 2 (failpoint %q): exit %d\n%s", s.cmd, s.failpoint, code, out)
 		want := 0
 		if s.failpoint != "" {
@@ -124,6 +126,12 @@ func TestMoveKilledAtEveryStep(t *testing.T) {
 		}
 		if code != want {
 			t.Fatalf("move %s with failpoint %q: exit %d, want %d\n%s", s.cmd, s.failpoint, code, want, log.String())
+		}
+		if s.cmd == "cutover --dry-run" {
+			s01, _ := f.Shard("s01")
+			if n := countRows(t, s01.AdminDSN, "SELECT count(*) FROM shardflow_bucket_fence"); n != 0 || !strings.Contains(out, "would fence s01") {
+				t.Fatalf("a dry-run cutover wrote %d fence rows on s01 or printed no steps:\n%s", n, out)
+			}
 		}
 	}
 	time.Sleep(time.Second)
@@ -173,6 +181,20 @@ func TestMoveKilledAtEveryStep(t *testing.T) {
 }
 
 var fleetEnv map[string]string
+
+func countRows(t *testing.T, dsn, q string) int {
+	t.Helper()
+	c, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	var n int
+	if err := c.QueryRow(context.Background(), q).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
 
 func envList(m map[string]string) []string {
 	var out []string
