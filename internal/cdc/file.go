@@ -156,19 +156,20 @@ func (m *mapper) row(ev *Event, dst []any) error {
 // ownership is how a shard's changes are judged: the registry, or, while the shard is in
 // a pending move, its view with the shard's own fence rows (Fences).
 func (c *Consumer) ownership(ctx context.Context, shard string) (landing.Ownership, error) {
-	if c.Fences == nil {
-		for _, m := range c.Registry.Pending() {
-			if m.From == shard || m.To == shard {
-				return nil, exitcode.Errorf(exitcode.Usage, "shard %s is in pending move %d: judging its changes needs the shard's fences (its extract DSN)", shard, m.Epoch)
-			}
+	for _, m := range c.Registry.Pending() {
+		if m.From != shard && m.To != shard {
+			continue
 		}
-		return c.Registry, nil
+		if c.Fences == nil {
+			return nil, exitcode.Errorf(exitcode.Usage, "shard %s is in pending move %d: judging its changes needs the shard's fences (its extract DSN)", shard, m.Epoch)
+		}
+		v, err := c.Fences.View(ctx, shard)
+		if err != nil {
+			return nil, exitcode.Wrap(exitcode.Retryable, err)
+		}
+		return v, nil
 	}
-	v, err := c.Fences.View(ctx, shard)
-	if err != nil {
-		return nil, exitcode.Wrap(exitcode.Retryable, err)
-	}
-	return v, nil
+	return c.Registry, nil
 }
 
 // dayOf is the time a file is dated by (the dt= of its key): the commit time of its
