@@ -37,17 +37,23 @@ func TestFleetCommands(t *testing.T) {
 		_, _ = runCmd(t, Env{Registry: "../../shards.yaml"}, "fleet", "down", "--purge", "--dir", dir)
 		os.RemoveAll(root)
 	})
-	base := 0
-	for p := 43000 + os.Getpid()%1000*7; p < 64000; p += 101 {
-		if fleettest.PortsFree(p, 2) {
-			base = p
+	env := Env{Registry: "../../shards.yaml", Vars: map[string]string{}}
+	// a port found free can be taken by another test process before the cluster binds
+	// it: try again on other ports, as fleettest.Start does
+	var base int
+	var out string
+	for attempt, p := 0, 43000+os.Getpid()%1000*7; ; attempt, p = attempt+1, p+101 {
+		for ; p < 64000 && !fleettest.PortsFree(p, 2); p += 101 {
+		}
+		base = p
+		out, err = runCmd(t, env, "fleet", "up", "--shards", "2", "--dir", dir, "--base-port", itoa(base))
+		if err == nil {
 			break
 		}
-	}
-	env := Env{Registry: "../../shards.yaml", Vars: map[string]string{}}
-	out, err := runCmd(t, env, "fleet", "up", "--shards", "2", "--dir", dir, "--base-port", itoa(base))
-	if err != nil {
-		t.Fatalf("fleet up: %v\n%s", err, out)
+		if attempt == 2 || !strings.Contains(out+err.Error(), "Address already in use") {
+			t.Fatalf("fleet up: %v\n%s", err, out)
+		}
+		_, _ = runCmd(t, env, "fleet", "down", "--purge", "--dir", dir)
 	}
 	reg := filepath.Join(root, "shards-2.yaml")
 	if !strings.Contains(out, "wrote "+reg) || !strings.Contains(out, "s01    127.0.0.1:"+itoa(base+1)) {
