@@ -22,7 +22,8 @@ type TableCheck struct {
 	Source, Same, Newer, New int64
 	// Problems: a source row missing on the target, the same version with other
 	// content, an older version on the target, or a target row from before its switch
-	// that the source does not have.
+	// that the source does not have. (A key hard-deleted on the target since the switch
+	// shows as missing: the contract deletes softly, hard deletes are a move's cleanup.)
 	Missing, Differ, Older, Stray int64
 	Examples                      []string // keys, at most five
 }
