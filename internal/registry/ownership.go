@@ -24,10 +24,8 @@ import (
 // and the dbt seed lets the target's changes count from its previous span's end
 // (Intervals): landing has already kept exactly the target's changes after its switch.
 type ownership struct {
-	shards  []string
-	initial []int    // bucket → shard index at epoch 0
-	spans   [][]span // bucket → its owners, in order
-	moves   []Move
+	shards []string
+	spans  [][]span // bucket → its owners, in order (the first is epoch 0's)
 }
 
 // span: shards[shard] owned the bucket during [from, to) of its own clock; zero bounds
@@ -48,7 +46,8 @@ func (s span) covers(t time.Time) bool {
 // buckets its from-shard did not own at that moment, and a span that would be empty
 // (a shard giving a bucket away before its own clock says it received it).
 func buildOwnership(r *Registry, current []int, errs *Errors) *ownership {
-	o := &ownership{initial: append([]int(nil), current...), spans: make([][]span, len(current)), moves: r.Moves}
+	o := &ownership{spans: make([][]span, len(current))}
+	initial := append([]int(nil), current...) // bucket → shard index at epoch 0
 	idx := map[string]int{}
 	for i, s := range r.Shards {
 		o.shards = append(o.shards, s.ID)
@@ -63,18 +62,18 @@ func buildOwnership(r *Registry, current []int, errs *Errors) *ownership {
 		}
 		var wrong []int
 		for _, rg := range m.Buckets {
-			for b := rg.Lo; b <= rg.Hi && b < len(o.initial); b++ {
+			for b := rg.Lo; b <= rg.Hi && b < len(initial); b++ {
 				if m.Pending() {
 					// not switched: the source still owns the buckets now
-					if o.initial[b] != from {
+					if initial[b] != from {
 						wrong = append(wrong, b)
 					}
 					continue
 				}
-				if o.initial[b] != to {
+				if initial[b] != to {
 					wrong = append(wrong, b)
 				}
-				o.initial[b] = from
+				initial[b] = from
 			}
 		}
 		if len(wrong) == 0 {
@@ -87,7 +86,7 @@ func buildOwnership(r *Registry, current []int, errs *Errors) *ownership {
 		}
 	}
 	for b := range o.spans {
-		o.spans[b] = []span{{shard: o.initial[b]}}
+		o.spans[b] = []span{{shard: initial[b]}}
 	}
 	for i, m := range r.Moves {
 		to := idx[m.To]
@@ -243,11 +242,6 @@ func (o *ownership) intervals(keep func(span) bool) []Interval {
 			out = append(out, Interval{Shard: o.shards[k.shard], Range: rg, Epoch: k.epoch, From: k.from, To: k.to, Pending: k.pending})
 		}
 	}
-	sortIntervals(out)
-	return out
-}
-
-func sortIntervals(out []Interval) {
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		if a.Shard != b.Shard {
@@ -258,6 +252,7 @@ func sortIntervals(out []Interval) {
 		}
 		return a.From.Before(b.From)
 	})
+	return out
 }
 
 // Owns reports whether shard owned bucket b at instant t of its own clock, by the
