@@ -257,6 +257,12 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 	loadOrFail(t, r.loadInto(ctx, r.whPath, ""))
 
 	// Cleanup: the gates pass now (batch through the markers loaded, CDC landed).
+	// the split's cleanup is killed (SIGKILL) after its first table, then run again
+	out, code := run([]string{"SHARDFLOW_MOVE_FAILPOINT=cleanup.orders"}, "shardctl", "move", "cleanup", fmt.Sprint(split), "--wait", "2m")
+	if code != -1 || !strings.Contains(out, "failpoint cleanup.orders") {
+		t.Fatalf("cleanup with a failpoint: exit %d, want killed\n%s", code, out)
+	}
+	t.Logf("killed mid-cleanup:\n%s", out)
 	for _, e := range []string{fmt.Sprint(split), fmt.Sprint(moved)} {
 		t.Logf("%s", must("shardctl", "move", "cleanup", e, "--wait", "2m"))
 	}
@@ -304,7 +310,7 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 
 	// dq over the phase, with the move audit of both moves.
 	rangeArgs := []string{"--from", phase.Format("2006-01-02T15:04Z"), "--to", time.Now().UTC().Truncate(time.Minute).Format("2006-01-02T15:04Z"), "--cross-shard"}
-	out, code := run(nil, "dq", rangeArgs...)
+	out, code = run(nil, "dq", rangeArgs...)
 	if code != 0 {
 		t.Fatalf("dq: exit %d\n%s", code, out)
 	}
