@@ -142,6 +142,40 @@ func (r *rig) waitRunning(ctx context.Context, name string) {
 	}
 }
 
+// waitCaptured waits until Debezium has captured every shard's WAL written so far: each
+// slot's confirmed_flush_lsn (advanced once the worker committed the source offsets of
+// records Kafka acknowledged) reaches the shard's current WAL position read now. A
+// bounded run started after it consumes every change made before the call.
+func (r *rig) waitCaptured(ctx context.Context) {
+	r.t.Helper()
+	for _, s := range r.fleet.Shards {
+		conn, err := pgx.Connect(ctx, s.AdminDSN)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		var lsn string
+		if err := conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
+			r.t.Fatal(err)
+		}
+		deadline := time.Now().Add(3 * time.Minute)
+		for {
+			var past bool
+			err := conn.QueryRow(ctx, "SELECT coalesce(confirmed_flush_lsn >= $1::pg_lsn, false) FROM pg_replication_slots WHERE slot_name = $2", lsn, connector.SlotName(s.ID)).Scan(&past)
+			if err != nil {
+				r.t.Fatalf("%s: the slot %s: %v", s.ID, connector.SlotName(s.ID), err)
+			}
+			if past {
+				break
+			}
+			if time.Now().After(deadline) {
+				r.t.Fatalf("%s: Debezium did not capture through %s in 3 minutes", s.ID, lsn)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		conn.Close(ctx)
+	}
+}
+
 func (r *rig) dsns() map[string]string {
 	m := map[string]string{}
 	for _, s := range r.fleet.Shards {

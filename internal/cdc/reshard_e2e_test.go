@@ -24,6 +24,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/load"
 	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/reconcile"
+	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
 	"github.com/shopsphere/shardflow/internal/workload"
 	"github.com/shopsphere/shardflow/pkg/routing"
@@ -201,12 +202,51 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 	t.Logf("dbt (finance run pre-split): %s", r.dbtBuildAt(ctx, r.whPath, "--vars", "{code_version: cdc-e2e, finance_run_id: pre-split}"))
 	whMu.Unlock()
 
-	moveOnce := func(epoch int) (held string) {
+	// probe writes to a row of the moving buckets on shard id as the application would
+	// (a no-op update) and returns what the shard's fence says of it.
+	probe := func(id string, rg registry.Range) *routing.FenceError {
+		t.Helper()
+		sh, _ := r.fleet.Shard(id)
+		c, err := pgx.Connect(ctx, sh.AdminDSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		tag, err := c.Exec(ctx, `UPDATE orders SET status = status WHERE order_id = (SELECT order_id FROM orders WHERE bucket BETWEEN $1 AND $2 AND NOT deleted LIMIT 1)`, rg.Lo, rg.Hi)
+		if err == nil && tag.RowsAffected() == 0 {
+			t.Fatalf("probe %s: no order of buckets %s there", id, rg)
+		}
+		return routing.Classify(err)
+	}
+	// moveOnce runs the move's steps with the binary. With a pause, the cutover is killed
+	// right after it fenced the source and run again after the pause: the fence is
+	// probed in between (a write refused as retryable, so the traffic's writers meet it
+	// and retry), and after the switch (the source says the buckets moved, naming the
+	// target).
+	moveOnce := func(epoch int, pause time.Duration) (held string) {
 		t.Helper()
 		e := fmt.Sprint(epoch)
 		t.Logf("%s", must("shardctl", "move", "start", e))
+		mv := r.reg.Moves[epoch-1]
+		from, to, buckets := mv.From, mv.To, registry.FormatRanges(mv.Buckets)
+		if pause > 0 {
+			out, code := run([]string{"SHARDFLOW_MOVE_FAILPOINT=cutover.fence"}, "shardctl", "move", "cutover", e)
+			if code != -1 || !strings.Contains(out, "failpoint cutover.fence") {
+				t.Fatalf("cutover with a failpoint: exit %d, want killed\n%s", code, out)
+			}
+			if fe := probe(from, mv.Buckets[0]); fe == nil || fe.Kind != routing.Fenced {
+				t.Fatalf("a write to buckets %s on %s with the cutover killed after the fence: %v, want refused as fenced (SF001)", buckets, from, fe)
+			}
+			t.Logf("cutover killed after the fence; a write on %s is refused as fenced; the traffic meets it for %s", from, pause)
+			time.Sleep(pause)
+		}
 		out := must("shardctl", "move", "cutover", e)
 		t.Logf("%s", out)
+		if pause > 0 {
+			if fe := probe(from, mv.Buckets[0]); fe == nil || fe.Kind != routing.Moved || fe.Peer != to {
+				t.Fatalf("a write to buckets %s on %s after the switch: %v, want refused as moved to %s (SF004)", buckets, from, fe, to)
+			}
+		}
 		reload()
 		// the recorded fence is deployed: the consumer restarts with it
 		if err := follow.stop(); err != nil {
@@ -221,7 +261,7 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 		}
 		return held
 	}
-	held2 := moveOnce(split)
+	held2 := moveOnce(split, 0)
 	t.Logf("reshard: %s", must("shardctl", "move", "plan", "--from", "s01", "--to", "s02", "--buckets", "1024-1279", "--write"))
 	reload()
 	moved := len(r.reg.Moves) // the move's epoch
@@ -230,7 +270,7 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 	}
 	follow = r.startConsumer("--flush-interval", "2s", "--file-records", "2000")
 	time.Sleep(20 * time.Second) // traffic on the declared, not yet started move
-	held3 := moveOnce(moved)
+	held3 := moveOnce(moved, 5*time.Second)
 	time.Sleep(time.Minute) // traffic after both switches
 	stopTraffic()
 	wg.Wait()
@@ -253,6 +293,7 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 	if err := follow.stop(); err != nil {
 		t.Fatalf("tokenize cdc (follow) exited with %v", err)
 	}
+	r.waitCaptured(ctx)
 	r.runBounded()
 	loadOrFail(t, r.loadInto(ctx, r.whPath, ""))
 
@@ -267,6 +308,7 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 		t.Logf("%s", must("shardctl", "move", "cleanup", e, "--wait", "2m"))
 	}
 	// the cleanup deletes reach CDC too: land them (they must count nowhere)
+	r.waitCaptured(ctx)
 	r.runBounded()
 	loadOrFail(t, r.loadInto(ctx, r.whPath, ""))
 	loadOrFail(t, r.loadInto(ctx, whBatch, landing.Batch))
