@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test-dbt: build a fixture warehouse in exactly the raw contract shape, run the dbt
-# project on it twice (full, then incremental after late changes), check the marts,
+# project on it twice (full, then incremental after late changes), then after loads that
+# commit out of stamp order (phases 3, 4), check the marts,
 # prove finance runs reproducible (verify, replay, and a tampered run that must fail),
 # and parse the project for Snowflake. Needs var/venv/dbt (make deps-dbt).
 set -euo pipefail
@@ -63,6 +64,16 @@ if [ "$rc" != 3 ]; then
   echo "FAIL: shardctl finance verify of a tampered run exited $rc, want 3"; cat "$WORK/tampered.log"; exit 1
 fi
 grep -o "verify finance run fixture-run-1.*NOT reproducible.*" "$WORK/tampered.log" | head -1; ok
+
+step "fixture phase 3 (stamped 03:00), dbt build of fact_orders; then phase 4 (stamped 02:30, committed after that build), dbt build again"
+for phase in 3 4; do
+  "$VENV/bin/python" "$ROOT/test/fixtures/dbt/build_fixture.py" --db "$DB" --phase $phase
+  build --select fact_orders
+  "$VENV/bin/python" "$ROOT/test/fixtures/dbt/check_fixture.py" --db "$DB" --phase $phase; ok
+done
+
+step "loads committed out of stamp order, interleaved with incremental builds; then = a from-scratch build"
+"$VENV/bin/python" "$ROOT/test/fixtures/dbt/interleave.py" --db "$DB" --dbt "$VENV/bin/dbt"; ok
 
 step "dbt docs generate (the analysts' site) on the fixture"
 dbt docs generate | grep -E "Catalog written|Building catalog" | tail -1

@@ -4,29 +4,34 @@
     unique_key='order_id',
     incremental_strategy='merge',
     on_schema_change='fail',
-    post_hook="{{ shardflow.delete_removed_keys(this, ref('int_orders_deduplicated'), 'order_id') }}"
+    pre_hook=[
+      "{{ shardflow.ensure_ledger() }}",
+      "{{ shardflow.forget_loads() }}",
+      "{{ shardflow.claim_loads(['orders', 'order_items']) }}"
+    ],
+    post_hook=[
+      "{{ shardflow.delete_removed_keys(this, ref('int_orders_deduplicated'), 'order_id') }}",
+      "{{ shardflow.consume_loads() }}"
+    ]
   )
 }}
 -- One row per order across every shard: the latest owned version of the order and of its
 -- lines. Keyed by the global order_id only; shard and bucket never appear here (see
 -- audit_order_lineage). Incremental: re-merges the orders with an owned change (order or
--- line) loaded since the newest last_loaded_at already here; the post-hook removes orders
--- whose latest version is a business delete.
+-- line) in a load it has not merged yet, by the consumed-loads ledger (macros/ledger.sql,
+-- decisions/0018), never by a loaded_at high-water (a load can commit after a later
+-- stamped one); the post-hooks remove orders whose latest version is a business delete
+-- and mark the claimed loads consumed.
 
 with
 
 {% if is_incremental() %}
-high_water as (
-    select coalesce(max(last_loaded_at), {{ shardflow.instant_literal('1970-01-01T00:00:00Z') }}) as loaded_at
-    from {{ this }}
-),
-
 changed as (
     select order_id from {{ ref('int_orders_owned') }}
-    where loaded_at >= (select loaded_at from high_water)
+    where file_key in ({{ shardflow.loads_to_merge() }})
     union
     select order_id from {{ ref('int_order_items_owned') }}
-    where loaded_at >= (select loaded_at from high_water)
+    where file_key in ({{ shardflow.loads_to_merge() }})
 ),
 {% endif %}
 
