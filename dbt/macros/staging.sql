@@ -7,7 +7,6 @@
     cast(_registry_epoch as integer) as registry_epoch,
     cast(_window_start as {{ shardflow.type_instant() }}) as window_start,
     cast(_window_end as {{ shardflow.type_instant() }}) as window_end,
-    cast(_extracted_at as {{ shardflow.type_instant() }}) as extracted_at,
     cast(_commit_ts as {{ shardflow.type_instant() }}) as commit_ts,
     cast(_lsn as bigint) as lsn,
     cast(_txid as bigint) as txid,

@@ -84,7 +84,7 @@ func (j *fileJob) String() string {
 // into a buffer.
 func (c *Consumer) build(j *fileJob, m *mapper, own landing.Ownership, extractedAt time.Time) (*built, error) {
 	b := &built{Data: &bytes.Buffer{}}
-	f, err := m.pipe.Open(b.Data, landing.Lineage{Shard: j.Shard, Source: landing.CDC, ExtractedAt: extractedAt}, own)
+	f, err := m.pipe.Open(b.Data, landing.Lineage{Shard: j.Shard, Source: landing.CDC}, own)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", j, err)
 	}

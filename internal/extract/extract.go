@@ -285,7 +285,7 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 	}
 
 	f, err := pipe.Open(counter, landing.Lineage{Shard: j.Shard, Source: landing.Batch,
-		WindowStart: j.Window.Start.UTC(), WindowEnd: j.Window.End.UTC(), ExtractedAt: extractedAt}, v)
+		WindowStart: j.Window.Start.UTC(), WindowEnd: j.Window.End.UTC()}, v)
 	if err != nil {
 		return abort(fmt.Errorf("%s: %w", j, err))
 	}

@@ -6,7 +6,10 @@ import (
 	"github.com/shopsphere/shardflow/internal/registry"
 )
 
-// Lineage column names, appended after a table's landed columns in every file.
+// Lineage column names, appended after a table's landed columns in every file. Nothing
+// here varies with the run that landed the file (its time, its code version): those are
+// in the manifest, so landing the same rows again gives a byte-identical file, which
+// load skips (docs/contracts.md §5).
 const (
 	ColShard         = "_shard"
 	ColSource        = "_source"
@@ -14,7 +17,6 @@ const (
 	ColRegistryEpoch = "_registry_epoch"
 	ColWindowStart   = "_window_start"
 	ColWindowEnd     = "_window_end"
-	ColExtractedAt   = "_extracted_at"
 	ColCommitTS      = "_commit_ts"
 	ColLSN           = "_lsn"
 	ColTxID          = "_txid"
@@ -28,11 +30,16 @@ var LineageColumns = []Column{
 	{ColRegistryEpoch, "integer"},
 	{ColWindowStart, "timestamptz"},
 	{ColWindowEnd, "timestamptz"},
-	{ColExtractedAt, "timestamptz"},
 	{ColCommitTS, "timestamptz"},
 	{ColLSN, "bigint"},
 	{ColTxID, "bigint"},
 }
+
+// RetiredColumns are lineage columns that files landed by earlier versions carry and
+// this version no longer writes: a reader accepts them and loads nothing from them.
+// _extracted_at (the run's time) moved to the manifest so that landing the same rows
+// again gives the same bytes (docs/decisions/0019).
+var RetiredColumns = map[string]bool{"_extracted_at": true}
 
 // Columns returns the full column list of a landed file of table t: its landed columns
 // (policy != drop) followed by LineageColumns.
@@ -61,7 +68,6 @@ type Lineage struct {
 	RegistryEpoch int       // _registry_epoch: the epoch of the ownership that accepted the row
 	WindowStart   time.Time // _window_start (batch files only)
 	WindowEnd     time.Time // _window_end (batch files only)
-	ExtractedAt   time.Time // _extracted_at
 	Change
 }
 
@@ -76,10 +82,9 @@ func (l *Lineage) Put(dst []any) {
 	if l.Source == Batch {
 		dst[4], dst[5] = l.WindowStart, l.WindowEnd
 	}
-	dst[6] = l.ExtractedAt
-	dst[7] = l.CommitTS
-	dst[8], dst[9] = nil, nil
+	dst[6] = l.CommitTS
+	dst[7], dst[8] = nil, nil
 	if l.Source == CDC {
-		dst[8], dst[9] = l.LSN, l.TxID
+		dst[7], dst[8] = l.LSN, l.TxID
 	}
 }

@@ -70,8 +70,7 @@ func TestPipeline(t *testing.T) {
 	src := func(id string, wm time.Time, card any) []any {
 		return []any{id, "o", cust, int32(reg.Bucket(cust)), "charge", "ok", int64(100), "EUR", card, nil, "4111111111111111", false, t0, wm, int64(2)}
 	}
-	ext := t0.Add(3 * time.Hour)
-	f, err := p.Open(io.Discard, landing.Lineage{Shard: "s00", Source: landing.CDC, ExtractedAt: ext}, nil)
+	f, err := p.Open(io.Discard, landing.Lineage{Shard: "s00", Source: landing.CDC}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +130,7 @@ func TestPipeline(t *testing.T) {
 		lin[c.Name] = got[len(pay.Landed())+i]
 	}
 	want := map[string]any{landing.ColShard: "s00", landing.ColSource: "cdc", landing.ColOp: "u", landing.ColRegistryEpoch: int32(7),
-		landing.ColWindowStart: nil, landing.ColWindowEnd: nil, landing.ColExtractedAt: ext, landing.ColCommitTS: commit,
+		landing.ColWindowStart: nil, landing.ColWindowEnd: nil, landing.ColCommitTS: commit,
 		landing.ColLSN: int64(5), landing.ColTxID: int64(9)}
 	if fmt.Sprint(lin) != fmt.Sprint(want) {
 		t.Errorf("lineage %v, want %v", lin, want)
@@ -155,16 +154,16 @@ func TestPipeline(t *testing.T) {
 func TestLineagePut(t *testing.T) {
 	at := time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC)
 	l := landing.Lineage{Shard: "s01", Source: landing.Batch, RegistryEpoch: 1, WindowStart: at, WindowEnd: at.Add(time.Hour),
-		ExtractedAt: at.Add(2 * time.Hour), Change: landing.Change{Op: "r", CommitTS: at, LSN: 3, TxID: 4}}
+		Change: landing.Change{Op: "r", CommitTS: at, LSN: 3, TxID: 4}}
 	dst := make([]any, len(landing.LineageColumns))
 	l.Put(dst)
-	want := []any{"s01", "batch", "r", int32(1), at, at.Add(time.Hour), at.Add(2 * time.Hour), at, nil, nil}
+	want := []any{"s01", "batch", "r", int32(1), at, at.Add(time.Hour), at, nil, nil}
 	if fmt.Sprint(dst) != fmt.Sprint(want) {
 		t.Errorf("batch lineage %v, want %v", dst, want)
 	}
 	l.Source = landing.CDC
 	l.Put(dst)
-	want = []any{"s01", "cdc", "r", int32(1), nil, nil, at.Add(2 * time.Hour), at, int64(3), int64(4)}
+	want = []any{"s01", "cdc", "r", int32(1), nil, nil, at, int64(3), int64(4)}
 	if fmt.Sprint(dst) != fmt.Sprint(want) {
 		t.Errorf("cdc lineage %v, want %v", dst, want)
 	}

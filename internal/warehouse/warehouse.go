@@ -149,7 +149,8 @@ func Columns(t registry.Table) []landing.Column {
 }
 
 // CheckManifest checks that a manifest belongs to table t and that its columns are
-// columns of the raw table with the same types, so a load can match them by name.
+// columns of the raw table with the same types, so a load can match them by name; a
+// retired lineage column of an older file is allowed (and not loaded, LoadColumns).
 func CheckManifest(t registry.Table, m *landing.Manifest) error {
 	if m.Table != t.Name {
 		return fmt.Errorf("manifest of %s is for table %s, not %s", m.DataKey, m.Table, t.Name)
@@ -160,6 +161,9 @@ func CheckManifest(t registry.Table, m *landing.Manifest) error {
 	}
 	for _, c := range m.Columns {
 		typ, ok := want[c.Name]
+		if !ok && landing.RetiredColumns[c.Name] {
+			continue // an older file's lineage column: not loaded (LoadColumns)
+		}
 		if !ok {
 			return fmt.Errorf("manifest of %s: column %s is not a landed column of %s in shards.yaml", m.DataKey, c.Name, t.Name)
 		}
@@ -168,4 +172,16 @@ func CheckManifest(t registry.Table, m *landing.Manifest) error {
 		}
 	}
 	return nil
+}
+
+// LoadColumns are the names of the manifest's columns a backend loads: all but the
+// retired lineage columns of files landed by earlier versions (landing.RetiredColumns).
+func LoadColumns(m *landing.Manifest) []string {
+	var out []string
+	for _, c := range m.Columns {
+		if !landing.RetiredColumns[c.Name] {
+			out = append(out, c.Name)
+		}
+	}
+	return out
 }

@@ -218,10 +218,7 @@ func (w *Warehouse) LoadFile(ctx context.Context, f warehouse.File) (res warehou
 	if err := fail(StepDeleted); err != nil {
 		return res, err
 	}
-	names := make([]string, len(m.Columns))
-	for i, c := range m.Columns {
-		names[i] = c.Name
-	}
+	names := warehouse.LoadColumns(m)
 	// hive_partitioning off: the landing key's "source=…/shard=…/dt=…" must not turn
 	// into columns that could shadow the file's own.
 	ins := fmt.Sprintf("INSERT INTO %s BY NAME SELECT %s, ? AS %s, now() AS %s FROM read_parquet(?, hive_partitioning = false)",

@@ -72,12 +72,26 @@ type File struct {
 // (the object-store root: lake/<data key>), with its manifest, and returns it. Writing
 // the same window again overwrites the same key, as a re-extract does.
 func WriteBatch(lake, shard string, t0 time.Time, rows []Row) (*File, error) {
+	return writeBatch(lake, shard, t0, rows, false)
+}
+
+// WriteRetiredBatch is WriteBatch in the layout of files landed before the retired
+// lineage columns went (landing.RetiredColumns): _extracted_at after _window_end.
+func WriteRetiredBatch(lake, shard string, t0 time.Time, rows []Row) (*File, error) {
+	return writeBatch(lake, shard, t0, rows, true)
+}
+
+func writeBatch(lake, shard string, t0 time.Time, rows []Row, retired bool) (*File, error) {
 	t1 := t0.Add(time.Hour)
 	key := landing.BatchKey(Orders.Name, shard, t0, t1)
 	cols := landing.Columns(Orders)
+	extracted := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	if retired {
+		at := len(cols) - 3 // before _commit_ts, _lsn, _txid
+		cols = append(cols[:at:at], append([]landing.Column{{Name: "_extracted_at", Type: "timestamptz"}}, cols[at:]...)...)
+	}
 	var buf bytes.Buffer
 	var sum landing.Checksum
-	extracted := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	recs := make([][]any, len(rows))
 	for i, r := range rows {
 		var total any
@@ -86,7 +100,11 @@ func WriteBatch(lake, shard string, t0 time.Time, rows []Row) (*File, error) {
 		}
 		recs[i] = []any{
 			r.ID.String(), r.Customer, int32(r.Customer % 4096), r.Status, total, false, r.UpdatedAt, r.UpdatedAt, r.RowVersion,
-			shard, "batch", "r", int32(0), t0, t1, extracted, r.UpdatedAt, nil, nil,
+			shard, "batch", "r", int32(0), t0, t1, r.UpdatedAt, nil, nil,
+		}
+		if retired {
+			at := len(recs[i]) - 3
+			recs[i] = append(recs[i][:at:at], append([]any{extracted}, recs[i][at:]...)...)
 		}
 		sum.Add(landing.KeyText(r.ID.String()), r.RowVersion)
 	}

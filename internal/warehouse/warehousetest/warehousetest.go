@@ -167,6 +167,21 @@ func Run(t *testing.T, open Open) {
 		}
 	})
 
+	t.Run("RetiredLineageColumnIsNotLoaded", func(t *testing.T) {
+		// a file landed before _extracted_at moved to the manifest still loads, and
+		// the column lands nowhere
+		e := setup(t, open)
+		f, err := WriteRetiredBatch(e.lake, "s00", T0, Rows("a", 6, T0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := e.mustLoad(f); res.Rows != 6 {
+			t.Fatalf("load of a file with a retired column: %+v, want 6 rows", res)
+		}
+		e.wantFile(f)
+		e.wantWindow("s00", T0, 6, f.Manifest.Checksum)
+	})
+
 	t.Run("ChangedSHAReplacesTheFilesRows", func(t *testing.T) {
 		e := setup(t, open)
 		other := e.write("s00", T0.Add(time.Hour), Rows("b", 7, T0.Add(time.Hour)))
