@@ -205,7 +205,9 @@ func (w *Warehouse) Freshness(ctx context.Context, table string) ([]Fresh, error
 
 // EnsureResults creates the results table if it does not exist.
 func (w *Warehouse) EnsureResults(ctx context.Context) error {
-	schema, _, _ := strings.Cut(w.Results, ".")
+	// the schema is the name without its last part: "dq" of dq.dq_results, "DB.DQ" of
+	// DB.DQ.DQ_RESULTS (Snowflake, qualified by the database)
+	schema := w.Results[:max(strings.LastIndex(w.Results, "."), 0)]
 	tsType := "TIMESTAMPTZ"
 	if w.Dialect == landing.Snowflake {
 		tsType = "TIMESTAMP_TZ"

@@ -68,6 +68,9 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Warehouse, error) {
 // DB is the underlying connection pool.
 func (w *Warehouse) DB() *sql.DB { return w.db }
 
+// Config is the configuration the warehouse was opened with.
+func (w *Warehouse) Config() Config { return w.cfg }
+
 // FailpointSteps lists the load steps, in order (tests).
 func (w *Warehouse) FailpointSteps() []string {
 	return []string{StepDeleted, StepCopied, StepVerified, StepHistory}
