@@ -33,7 +33,7 @@ type Config struct {
 
 // Validate checks the names.
 func (c Config) Validate() error {
-	ident := regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*$`)
+	ident := identPattern
 	if c.Database != "" && !ident.MatchString(c.Database) {
 		return fmt.Errorf("snowflake warehouse: database %q is not an identifier", c.Database)
 	}
