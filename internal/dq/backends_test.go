@@ -33,6 +33,8 @@ type backendAnswers struct {
 	Landed         map[string]int64
 	Moved          []string
 	ResultsWritten int64
+	ToScan         []int // files to scan: before any record, after s01's, all
+	PCIInS01       int64 // hits among s01's file only
 }
 
 // TestWarehouseSQLOnEachBackend runs dq's warehouse queries in both dialects: on DuckDB,
@@ -43,7 +45,8 @@ type backendAnswers struct {
 // ownership history and not counted); a PAN typed into a string column found and a
 // non-Luhn digit run not; the freshness per shard; the landed versions of keys; the rows
 // of a moved bucket a source landed; the results table created (schema included: on
-// Snowflake it is DB.DQ, which the first version of EnsureResults got wrong) and written.
+// Snowflake it is DB.DQ, which the first version of EnsureResults got wrong) and written;
+// the incremental PCI scan's ledger (files to scan, a scan of some files, recorded).
 func TestWarehouseSQLOnEachBackend(t *testing.T) {
 	ctx := context.Background()
 	reg := fleettest.Load(t, "../../shards.yaml")
@@ -106,8 +109,34 @@ func TestWarehouseSQLOnEachBackend(t *testing.T) {
 			if a.DupLatest, a.DupKeys, err = w.DuplicateLatest(ctx, "orders"); err != nil {
 				t.Fatalf("DuplicateLatest: %v", err)
 			}
-			if a.PCIHits, a.PCIRows, err = w.ScanPCI(ctx, "orders", "status"); err != nil {
+			if a.PCIHits, a.PCIRows, err = w.ScanPCI(ctx, "orders", "status", nil); err != nil {
 				t.Fatalf("ScanPCI: %v", err)
+			}
+			// the incremental scan's ledger: both files to scan; s01's found clean and
+			// recorded; then only s00's, and both again for a full scan
+			if err := w.EnsureResults(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for step := 0; step < 3; step++ {
+				files, err := w.PCIFilesToScan(ctx, "orders", step == 2)
+				if err != nil {
+					t.Fatalf("PCIFilesToScan: %v", err)
+				}
+				a.ToScan = append(a.ToScan, len(files))
+				if step == 0 {
+					s01 := []FileVersion{}
+					for _, f := range files {
+						if strings.Contains(f.Key, "shard=s01") {
+							s01 = append(s01, f)
+						}
+					}
+					if a.PCIInS01, _, err = w.ScanPCI(ctx, "orders", "status", []string{s01[0].Key}); err != nil {
+						t.Fatalf("ScanPCI of s01's file: %v", err)
+					}
+					if err := w.RecordPCIScanned(ctx, "r0", t0, s01); err != nil {
+						t.Fatalf("RecordPCIScanned: %v", err)
+					}
+				}
 			}
 			fresh, err := w.Freshness(ctx, "orders")
 			if err != nil {
@@ -146,7 +175,8 @@ func TestWarehouseSQLOnEachBackend(t *testing.T) {
 	}
 	d, s := answers[0], answers[1]
 	if len(d.Pairs) != len(rows) || d.DupLatest != 0 || d.PCIHits != 1 || d.PCIRows != 1 || len(d.Fresh) != 2 ||
-		!reflect.DeepEqual(d.Landed, map[string]int64{rows[5].ID.String(): 3, rows[0].ID.String(): 1}) || len(d.Moved) != 1 || d.ResultsWritten != 4 {
+		!reflect.DeepEqual(d.Landed, map[string]int64{rows[5].ID.String(): 3, rows[0].ID.String(): 1}) || len(d.Moved) != 1 || d.ResultsWritten != 4 ||
+		!reflect.DeepEqual(d.ToScan, []int{2, 1, 2}) || d.PCIInS01 != 0 {
 		t.Errorf("duckdb: %+v", d)
 	}
 	if !reflect.DeepEqual(d, s) {

@@ -25,9 +25,12 @@ type Config struct {
 	Sources   map[string]SourceConn
 	Warehouse *Warehouse
 
-	CrossShard bool  // duplicate keys, batch duplicates, PCI scan of the warehouse, freshness
-	FullScan   bool  // also count rows of buckets a shard does not own now (sequential scans)
-	Files      Files // when set, also scan every landed Parquet file for PANs
+	CrossShard bool // duplicate keys, batch duplicates, PCI scan of the warehouse, freshness
+	// FullScan also counts rows of buckets a shard does not own now, and makes the
+	// warehouse PCI scan read every row rather than the files loaded since it last
+	// found them clean (sequential scans; a weekly run, or on demand).
+	FullScan bool
+	Files    Files // when set, also scan every landed Parquet file for PANs
 	// FreshnessSLA overrides the batch freshness SLA (default 2 × extract.window + safety_lag).
 	FreshnessSLA time.Duration
 	Logger       *slog.Logger
@@ -118,7 +121,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 			add(countCheck(CheckBatchDupes, table, "(key, version) pairs loaded more than once from one shard's batch files",
 				func() (int64, []string, error) { return c.Warehouse.BatchDuplicates(ctx, table) }))
 		}
-		for _, r := range scanWarehousePCI(ctx, c.Warehouse) {
+		for _, r := range scanWarehousePCI(ctx, c.Warehouse, c.FullScan, c.RunID, now()) {
 			add(r)
 		}
 		for _, table := range tables {
@@ -305,8 +308,15 @@ func unownedNow(ctx context.Context, src *Source, table string) Result {
 	return r
 }
 
-func scanWarehousePCI(ctx context.Context, w *Warehouse) []Result {
+// scanWarehousePCI scans the string columns of every raw table for card numbers: the
+// rows of the files loaded since the scan last found them clean (its ledger, by file
+// identity), or with full every row. A table with a leak fails and its files stay
+// unrecorded, so every run reports the leak until the rows are purged.
+func scanWarehousePCI(ctx context.Context, w *Warehouse, full bool, runID string, now time.Time) []Result {
 	cols, err := w.StringColumns(ctx)
+	if err == nil {
+		err = w.EnsureResults(ctx)
+	}
 	if err != nil {
 		return []Result{{Check: CheckPCIWarehouse, Status: Fail, Detail: err.Error()}}
 	}
@@ -318,10 +328,27 @@ func scanWarehousePCI(ctx context.Context, w *Warehouse) []Result {
 	sort.Strings(tables)
 	for _, t := range tables {
 		r := Result{Check: CheckPCIWarehouse, Table: t, Status: Pass}
+		files, err := w.PCIFilesToScan(ctx, t, full)
+		if err != nil {
+			r.Status, r.Detail = Fail, err.Error()
+			out = append(out, r)
+			continue
+		}
+		if !full && len(files) == 0 {
+			r.Detail = "no file loaded since the last clean scan"
+			out = append(out, r)
+			continue
+		}
+		var keys []string // nil with full: every row
+		if !full {
+			for _, f := range files {
+				keys = append(keys, f.Key)
+			}
+		}
 		var leaks []string
 		var total int64
 		for _, c := range cols[t] {
-			hits, rows, err := w.ScanPCI(ctx, t, c)
+			hits, rows, err := w.ScanPCI(ctx, t, c, keys)
 			if err != nil {
 				r.Status, r.Detail = Fail, err.Error()
 				break
@@ -336,7 +363,14 @@ func scanWarehousePCI(ctx context.Context, w *Warehouse) []Result {
 			r.Status = Fail
 			r.Detail = fmt.Sprintf("Luhn-valid card numbers in raw.%s: %s", t, strings.Join(leaks, "; "))
 		} else if r.Detail == "" {
-			r.Detail = fmt.Sprintf("%d string columns scanned", len(cols[t]))
+			scope := fmt.Sprintf("the rows of %d files loaded since the last clean scan", len(files))
+			if full {
+				scope = "every row (full scan)"
+			}
+			r.Detail = fmt.Sprintf("%d string columns scanned, %s", len(cols[t]), scope)
+			if err := w.RecordPCIScanned(ctx, runID, now, files); err != nil {
+				r.Status, r.Detail = Fail, err.Error()
+			}
 		}
 		out = append(out, r)
 	}

@@ -148,29 +148,99 @@ func (w *Warehouse) StringColumns(ctx context.Context) (map[string][]string, err
 
 // ScanPCI counts card-number-like values (CountPANs) in one string column: the
 // warehouse preselects values with at least 13 digits; Go applies the exact rule.
-// It returns the number of hits and of rows holding one. No value leaves this function.
-func (w *Warehouse) ScanPCI(ctx context.Context, table, column string) (hits, rowsHit int64, err error) {
+// With files, only the rows loaded from those data keys are read (nil: every row). It
+// returns the number of hits and of rows holding one. No value leaves this function.
+func (w *Warehouse) ScanPCI(ctx context.Context, table, column string, files []string) (hits, rowsHit int64, err error) {
 	strip := fmt.Sprintf("regexp_replace(%s, '[^0-9]', '', 'g')", column)
 	if w.Dialect == landing.Snowflake {
 		strip = fmt.Sprintf("REGEXP_REPLACE(%s, '[^0-9]', '')", column)
 	}
-	q := fmt.Sprintf("SELECT %s FROM %s WHERE length(%s) >= 13", column, w.table(table), strip)
-	rows, err := w.DB.QueryContext(ctx, q)
+	scan := func(where string) error {
+		q := fmt.Sprintf("SELECT %s FROM %s WHERE length(%s) >= 13%s", column, w.table(table), strip, where)
+		rows, err := w.DB.QueryContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("pci scan of %s.%s: %w", table, column, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				return fmt.Errorf("pci scan of %s.%s: %w", table, column, err)
+			}
+			if n := CountPANs(s); n > 0 {
+				hits += int64(n)
+				rowsHit++
+			}
+		}
+		return rows.Err()
+	}
+	if files == nil {
+		return hits, rowsHit, scan("")
+	}
+	for len(files) > 0 {
+		n := min(len(files), lookupChunk)
+		lits := make([]string, n)
+		for i, f := range files[:n] {
+			lits[i] = "'" + strings.ReplaceAll(f, "'", "''") + "'"
+		}
+		files = files[n:]
+		if err := scan(" AND _file IN (" + strings.Join(lits, ", ") + ")"); err != nil {
+			return 0, 0, err
+		}
+	}
+	return hits, rowsHit, nil
+}
+
+// FileVersion is one loaded file as the load history names it.
+type FileVersion struct{ Key, SHA256 string }
+
+// scanned is the ledger of files the warehouse PCI scan found clean, beside the results.
+func (w *Warehouse) scanned() string {
+	return w.Results[:max(strings.LastIndex(w.Results, "."), 0)] + ".dq_pci_scanned"
+}
+
+// PCIFilesToScan lists table's loaded files (raw._load_history) that the PCI scan has
+// not found clean yet, by identity (key and data sha256): a replaced file is listed
+// again, and a file whose load committed late is listed whatever its _loaded_at. With
+// all, every loaded file of the table is listed.
+func (w *Warehouse) PCIFilesToScan(ctx context.Context, table string, all bool) ([]FileVersion, error) {
+	q := fmt.Sprintf("SELECT h.file_key, h.data_sha256 FROM %s h WHERE h.table_name = '%s'",
+		w.table(warehouse.HistoryTable), strings.ReplaceAll(table, "'", "''"))
+	if !all {
+		q += fmt.Sprintf(" AND NOT EXISTS (SELECT 1 FROM %s s WHERE s.file_key = h.file_key AND s.data_sha256 = h.data_sha256)", w.scanned())
+	}
+	rows, err := w.DB.QueryContext(ctx, q+" ORDER BY 1")
 	if err != nil {
-		return 0, 0, fmt.Errorf("pci scan of %s.%s: %w", table, column, err)
+		return nil, fmt.Errorf("files of %s to scan: %w", table, err)
 	}
 	defer rows.Close()
+	var out []FileVersion
 	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return 0, 0, fmt.Errorf("pci scan of %s.%s: %w", table, column, err)
+		var f FileVersion
+		if err := rows.Scan(&f.Key, &f.SHA256); err != nil {
+			return nil, err
 		}
-		if n := CountPANs(s); n > 0 {
-			hits += int64(n)
-			rowsHit++
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// RecordPCIScanned adds files the PCI scan found clean to its ledger, in one transaction.
+func (w *Warehouse) RecordPCIScanned(ctx context.Context, runID string, at time.Time, files []FileVersion) error {
+	tx, err := w.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record pci scan: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	for _, f := range files {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s VALUES (?, ?, ?, %s)", w.scanned(), w.ts(at)), f.Key, f.SHA256, runID); err != nil {
+			return fmt.Errorf("record pci scan: %w", err)
 		}
 	}
-	return hits, rowsHit, rows.Err()
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("record pci scan: %w", err)
+	}
+	return nil
 }
 
 // Fresh is the newest data of one shard in one raw table.
@@ -203,7 +273,8 @@ func (w *Warehouse) Freshness(ctx context.Context, table string) ([]Fresh, error
 	return out, rows.Err()
 }
 
-// EnsureResults creates the results table if it does not exist.
+// EnsureResults creates the results table, and the PCI scan's ledger beside it, if they
+// do not exist.
 func (w *Warehouse) EnsureResults(ctx context.Context) error {
 	// the schema is the name without its last part: "dq" of dq.dq_results, "DB.DQ" of
 	// DB.DQ.DQ_RESULTS (Snowflake, qualified by the database)
@@ -219,6 +290,8 @@ func (w *Warehouse) EnsureResults(ctx context.Context) error {
 			window_start %s, window_end %s, status VARCHAR NOT NULL,
 			source_count BIGINT, warehouse_count BIGINT, source_checksum VARCHAR, warehouse_checksum VARCHAR,
 			detail VARCHAR, checked_at %s NOT NULL)`, w.Results, tsType, tsType, tsType),
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
+			file_key VARCHAR NOT NULL, data_sha256 VARCHAR NOT NULL, run_id VARCHAR NOT NULL, scanned_at %s NOT NULL)`, w.scanned(), tsType),
 	}
 	for _, s := range stmts {
 		if _, err := w.DB.ExecContext(ctx, s); err != nil {

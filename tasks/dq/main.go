@@ -41,8 +41,12 @@ With --cross-shard, also:
   pci_leak_warehouse  Luhn-valid 13-19 digit numbers in any string column of raw.*
   freshness           per shard: newest warehouse watermark vs the shard's newest
 With --pci-files: every landed Parquet file and manifest is scanned for card numbers.
-With --full-scan: unowned_now counts rows of buckets a shard does not own now; there is
-no index on bucket, so this is a sequential scan of every table: off-peak only.
+pci_leak_warehouse reads the rows of the files loaded since it last found them clean
+(its ledger dq.dq_pci_scanned, by file key and sha256); a table with a leak fails every
+run until the rows are purged.
+With --full-scan: unowned_now counts rows of buckets a shard does not own now (there is
+no index on bucket, so this is a sequential scan of every table), and pci_leak_warehouse
+reads every row of raw.*: off-peak only (a weekly run).
 
 Results are appended to dq.dq_results in the warehouse and summarized on stdout.
 
