@@ -3,12 +3,12 @@
 # The Go tests start their own fakesnow on a free port; test-go runs them (they skip
 # outside CI, and fail under CI, when the venv is missing). docs/warehouse.md.
 DEPS_TARGETS += deps-fakesnow
-BENCH_TARGETS += bench-load
+BENCH_TARGETS += bench-load bench-warehouse
 
 FAKESNOW_VENV := $(VAR)/venv/fakesnow
 FAKESNOW_PORT ?= 17080
 
-.PHONY: deps-fakesnow test-warehouse fakesnow-up fakesnow-down load-all bench-load
+.PHONY: deps-fakesnow test-warehouse fakesnow-up fakesnow-down load-all bench-load bench-warehouse
 deps-fakesnow: deps-uv ## install fakesnow[server] into var/venv/fakesnow from py/fakesnow/uv.lock
 	@UV_PROJECT_ENVIRONMENT=$(FAKESNOW_VENV) $(UV) sync --frozen --quiet --project py/fakesnow
 
@@ -29,3 +29,6 @@ load-all: build ## load every landed file not yet loaded into the local warehous
 
 bench-load: deps-go ## load rows/s into DuckDB (sha256 + transaction + verification) beside a bare INSERT ... read_parquet of the same 500k-row file
 	go test -run '^$$' -bench . -benchtime 3x ./internal/load/
+
+bench-warehouse: deps-dbt build ## the CDC micro-batch's dbt build and the hourly dq run on the same change set over raw history 1x and 10x (ratio, goal <= 1.2)
+	$(DBT_VENV)/bin/python test/bench/warehouse/bench.py --dir $(VAR)/bench/warehouse
