@@ -67,7 +67,7 @@ func landAll(t *testing.T, reg *registry.Registry, lake string, rows int) []*lan
 				vals[tb.PrimaryKey[0]] = uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprintf("%s/%d", tb.Name, i))).String()
 			}
 			vals[tb.Version] = int64(1 + i%3)
-			lineage := []any{"s02", "batch", "r", int32(1), t0, t1, t0, vals[tb.Watermark], nil, nil}
+			lineage := []any{"s02", "batch", "r", int32(1), t0, t1, vals[tb.Watermark], nil, nil}
 			var rec []any
 			for _, c := range tb.Landed() {
 				rec = append(rec, vals[c.Name])

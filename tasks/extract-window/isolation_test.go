@@ -221,7 +221,7 @@ func TestPCINeverLands(t *testing.T) {
 		if c == "card_cvv" || c == "card_expiry" {
 			t.Errorf("raw.payments has a drop-policy column %s", c)
 		}
-		hits, _, err := wh.ScanPCI(ctx, "payments", c)
+		hits, _, err := wh.ScanPCI(ctx, "payments", c, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
