@@ -268,15 +268,9 @@ func (w *Warehouse) LandedVersions(ctx context.Context, table, shard string, key
 		return nil, fmt.Errorf("table %s is not in shards.yaml", table)
 	}
 	out := map[string]int64{}
-	for len(keys) > 0 {
-		n := min(len(keys), lookupChunk)
-		lits := make([]string, n)
-		for i, k := range keys[:n] {
-			lits[i] = "'" + strings.ReplaceAll(k, "'", "''") + "'"
-		}
-		keys = keys[n:]
+	for _, list := range literalLists(keys) {
 		q := fmt.Sprintf("SELECT %s AS k, max(%s) FROM %s WHERE _shard = '%s' AND %s IN (%s) GROUP BY 1",
-			w.keyText(t), t.Version, w.table(t.Name), strings.ReplaceAll(shard, "'", "''"), w.keyText(t), strings.Join(lits, ", "))
+			w.keyText(t), t.Version, w.table(t.Name), strings.ReplaceAll(shard, "'", "''"), w.keyText(t), list)
 		rows, err := w.DB.QueryContext(ctx, q)
 		if err != nil {
 			return nil, fmt.Errorf("landed versions of shard %s table %s: %w", shard, table, err)

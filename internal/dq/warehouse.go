@@ -177,18 +177,28 @@ func (w *Warehouse) ScanPCI(ctx context.Context, table, column string, files []s
 	if files == nil {
 		return hits, rowsHit, scan("")
 	}
-	for len(files) > 0 {
-		n := min(len(files), lookupChunk)
-		lits := make([]string, n)
-		for i, f := range files[:n] {
-			lits[i] = "'" + strings.ReplaceAll(f, "'", "''") + "'"
-		}
-		files = files[n:]
-		if err := scan(" AND _file IN (" + strings.Join(lits, ", ") + ")"); err != nil {
+	for _, list := range literalLists(files) {
+		if err := scan(" AND _file IN (" + list + ")"); err != nil {
 			return 0, 0, err
 		}
 	}
 	return hits, rowsHit, nil
+}
+
+// literalLists quotes values as SQL string literals, joined into lists of at most
+// lookupChunk for IN (…).
+func literalLists(values []string) []string {
+	var out []string
+	for len(values) > 0 {
+		n := min(len(values), lookupChunk)
+		lits := make([]string, n)
+		for i, v := range values[:n] {
+			lits[i] = "'" + strings.ReplaceAll(v, "'", "''") + "'"
+		}
+		values = values[n:]
+		out = append(out, strings.Join(lits, ", "))
+	}
+	return out
 }
 
 // FileVersion is one loaded file as the load history names it.
@@ -201,15 +211,12 @@ func (w *Warehouse) scanned() string {
 
 // PCIFilesToScan lists table's loaded files (raw._load_history) that the PCI scan has
 // not found clean yet, by identity (key and data sha256): a replaced file is listed
-// again, and a file whose load committed late is listed whatever its _loaded_at. With
-// all, every loaded file of the table is listed.
-func (w *Warehouse) PCIFilesToScan(ctx context.Context, table string, all bool) ([]FileVersion, error) {
-	q := fmt.Sprintf("SELECT h.file_key, h.data_sha256 FROM %s h WHERE h.table_name = '%s'",
-		w.table(warehouse.HistoryTable), strings.ReplaceAll(table, "'", "''"))
-	if !all {
-		q += fmt.Sprintf(" AND NOT EXISTS (SELECT 1 FROM %s s WHERE s.file_key = h.file_key AND s.data_sha256 = h.data_sha256)", w.scanned())
-	}
-	rows, err := w.DB.QueryContext(ctx, q+" ORDER BY 1")
+// again, and a file whose load committed late is listed whatever its _loaded_at.
+func (w *Warehouse) PCIFilesToScan(ctx context.Context, table string) ([]FileVersion, error) {
+	q := fmt.Sprintf(`SELECT h.file_key, h.data_sha256 FROM %s h WHERE h.table_name = '%s'
+		AND NOT EXISTS (SELECT 1 FROM %s s WHERE s.file_key = h.file_key AND s.data_sha256 = h.data_sha256) ORDER BY 1`,
+		w.table(warehouse.HistoryTable), strings.ReplaceAll(table, "'", "''"), w.scanned())
+	rows, err := w.DB.QueryContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("files of %s to scan: %w", table, err)
 	}

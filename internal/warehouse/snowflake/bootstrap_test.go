@@ -15,9 +15,9 @@ import (
 
 const testRoleARN = "arn:aws:iam::123456789012:role/shardflow-snowflake"
 
-// TestBootstrapGolden: the bootstrap of shards.yaml's production environment, as
-// `shardctl warehouse plan` prints it, is pinned in testdata/bootstrap.sql.
-func TestBootstrapGolden(t *testing.T) {
+// productionBootstrap is the default bootstrap of shards.yaml's production environment.
+func productionBootstrap(t *testing.T) (snowflake.Bootstrap, []snowflake.Statement) {
+	t.Helper()
 	reg, err := registry.Load("../../../shards.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -32,6 +32,13 @@ func TestBootstrapGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b, stmts
+}
+
+// TestBootstrapGolden: the bootstrap of shards.yaml's production environment, as
+// `shardctl warehouse plan` prints it, is pinned in testdata/bootstrap.sql.
+func TestBootstrapGolden(t *testing.T) {
+	b, stmts := productionBootstrap(t)
 	got := snowflake.FormatBootstrap(stmts)
 	golden(t, "bootstrap.sql", got)
 	for _, s := range stmts {
@@ -105,20 +112,7 @@ func onStandIn(s snowflake.Statement) bool {
 func TestBootstrapOnFakesnow(t *testing.T) {
 	w := fakesnow.Open(t, t.TempDir())
 	defer w.Close()
-	reg, err := registry.Load("../../../shards.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := reg.Environment("production")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := snowflake.DefaultBootstrap
-	b.AWSRoleARN = testRoleARN
-	all, err := snowflake.BootstrapSQL(e, b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, all := productionBootstrap(t)
 	var stmts []snowflake.Statement
 	for _, s := range all {
 		if onStandIn(s) {
