@@ -49,7 +49,10 @@ const (
 )
 
 // DefaultBasePort is where `make up` puts shard 0; shard i listens on DefaultBasePort+i.
-const DefaultBasePort = 55400
+// It is below Linux's ephemeral range (32768-60999) and macOS's (49152-65535): a port in
+// it can be taken at any moment by the local end of some outgoing connection, and the
+// shard then fails to bind ("Address already in use"), as `make demo` once did at 55400.
+const DefaultBasePort = 25400
 
 // Sentinel errors.
 var (

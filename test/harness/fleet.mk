@@ -1,4 +1,4 @@
-# Local shard fleet: one PostgreSQL cluster per shard on 127.0.0.1:55400+ (SHARDS=4 by
+# Local shard fleet: one PostgreSQL cluster per shard on 127.0.0.1:25400+ (SHARDS=4 by
 # default; 16 works). docs/runbooks/local-fleet.md. The Go tests start their own
 # clusters (internal/fleet/fleettest) on free ports; they do not need `make up`.
 .PHONY: up down fleet-status
