@@ -5,14 +5,12 @@ package cdc_test
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
 	"github.com/shopsphere/shardflow/internal/workload"
+	"github.com/shopsphere/shardflow/internal/workload/workloadtest"
 )
 
 // TestE2E is the near-real-time path on the real stack: traffic (inserts, updates,
@@ -52,17 +51,7 @@ func TestE2E(t *testing.T) {
 
 	// Traffic on every shard until the kills are done; the fifth shard is not captured yet.
 	tctx, stopTraffic := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	var st1 *workload.Stats
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var err error
-		st1, err = workload.Run(tctx, workload.Config{Registry: r.reg, DSNs: r.dsns(), Seed: 1, Duration: 10 * time.Minute, Rate: 80, Writers: 1, Customers: 2000})
-		if err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("workload: %v", err)
-		}
-	}()
+	traffic := workloadtest.Start(tctx, t, workload.Config{Registry: r.reg, DSNs: r.dsns(), Seed: 1, Duration: 10 * time.Minute, Rate: 80, Writers: 1, Customers: 2000})
 
 	hardDeletes := 0
 	deleteSome := func() {
@@ -99,7 +88,7 @@ func TestE2E(t *testing.T) {
 	follow = r.startConsumer(followArgs...)
 	r.waitLanded(ctx, 4, "the third consumer")
 	stopTraffic()
-	wg.Wait()
+	st1 := traffic.Wait()
 
 	// A shard added to the running stack: only its connector is new.
 	plan = r.apply(ctx)

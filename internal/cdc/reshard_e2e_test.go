@@ -27,6 +27,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
 	"github.com/shopsphere/shardflow/internal/workload"
+	"github.com/shopsphere/shardflow/internal/workload/workloadtest"
 	"github.com/shopsphere/shardflow/pkg/routing"
 )
 
@@ -100,17 +101,9 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 
 	router := routing.New(r.reg)
 	tctx, stopTraffic := context.WithCancel(ctx)
+	background := workloadtest.Start(tctx, t, workload.Config{Registry: r.reg, DSNs: r.dsns(), Router: router, Seed: 21, Duration: 10 * time.Minute, Rate: 60, Writers: 2, Customers: 3000})
 	var wg sync.WaitGroup
-	var traffic *workload.Stats
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		var err error
-		traffic, err = workload.Run(tctx, workload.Config{Registry: r.reg, DSNs: r.dsns(), Router: router, Seed: 21, Duration: 10 * time.Minute, Rate: 60, Writers: 2, Customers: 3000})
-		if err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("workload: %v", err)
-		}
-	}()
+	wg.Add(1)
 	var hardDeletes atomic.Int64
 	var delMu sync.Mutex
 	// order_items keys hard-deleted, as an operator's script would (fenced rows skipped):
@@ -274,6 +267,7 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 	time.Sleep(time.Minute) // traffic after both switches
 	stopTraffic()
 	wg.Wait()
+	traffic := background.Wait()
 	if err := <-batchDone; err != nil {
 		t.Fatalf("batch path: %v", err)
 	}

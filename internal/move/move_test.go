@@ -3,12 +3,10 @@ package move
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/fleet/fleettest"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/workload"
+	"github.com/shopsphere/shardflow/internal/workload/workloadtest"
 	"github.com/shopsphere/shardflow/pkg/routing"
 )
 
@@ -113,17 +112,7 @@ func TestLiveMove(t *testing.T) {
 	}
 	router := routing.New(reg)
 	tctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	var st *workload.Stats
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var err error
-		st, err = workload.Run(tctx, workload.Config{Registry: reg, DSNs: r.dsns(), Router: router, Seed: 5, Duration: time.Minute, Rate: 150, Writers: 2, Customers: 1500})
-		if err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("workload: %v", err)
-		}
-	}()
+	traffic := workloadtest.Start(tctx, t, workload.Config{Registry: reg, DSNs: r.dsns(), Router: router, Seed: 5, Duration: time.Minute, Rate: 150, Writers: 2, Customers: 1500})
 	time.Sleep(2 * time.Second)
 
 	var out bytes.Buffer
@@ -145,7 +134,7 @@ func TestLiveMove(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second) // traffic on s02 after the switch
 	stop()
-	wg.Wait()
+	st := traffic.Wait()
 	if st.Rerouted == 0 {
 		t.Errorf("the generator rerouted nothing: %+v", st)
 	}

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/fleet/fleettest"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/workload"
+	"github.com/shopsphere/shardflow/internal/workload/workloadtest"
 	"github.com/shopsphere/shardflow/pkg/routing"
 )
 
@@ -95,17 +95,7 @@ func TestMoveKilledAtEveryStep(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	tctx, stopTraffic := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	var st *workload.Stats
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var err error
-		st, err = workload.Run(tctx, workload.Config{Registry: reg, DSNs: dsns, Router: routing.New(reg), Seed: 11, Duration: 5 * time.Minute, Rate: 100, Writers: 2, Customers: 2000})
-		if err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("workload: %v", err)
-		}
-	}()
+	traffic := workloadtest.Start(tctx, t, workload.Config{Registry: reg, DSNs: dsns, Router: routing.New(reg), Seed: 11, Duration: 5 * time.Minute, Rate: 100, Writers: 2, Customers: 2000})
 	time.Sleep(time.Second)
 
 	steps := []struct{ cmd, failpoint string }{
@@ -136,7 +126,7 @@ func TestMoveKilledAtEveryStep(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	stopTraffic()
-	wg.Wait()
+	st := traffic.Wait()
 
 	rec, err := registry.Load(path)
 	if err != nil {
