@@ -35,6 +35,8 @@ type backendAnswers struct {
 	ResultsWritten int64
 	ToScan         []int // files to scan: before any record, after s01's
 	PCIInS01       int64 // hits among s01's file only
+	DupInS01       int64 // keys owned twice among the keys of s01's file
+	BatchInS01     int64 // pairs loaded twice among the pairs of s01's file
 }
 
 // TestWarehouseSQLOnEachBackend runs dq's warehouse queries in both dialects: on DuckDB,
@@ -46,7 +48,8 @@ type backendAnswers struct {
 // non-Luhn digit run not; the freshness per shard; the landed versions of keys; the rows
 // of a moved bucket a source landed; the results table created (schema included: on
 // Snowflake it is DB.DQ, which the first version of EnsureResults got wrong) and written;
-// the incremental PCI scan's ledger (files to scan, a scan of some files, recorded).
+// the incremental PCI scan's ledger (files to scan, a scan of some files, recorded); the
+// duplicate checks over the keys of one file.
 func TestWarehouseSQLOnEachBackend(t *testing.T) {
 	ctx := context.Background()
 	reg := fleettest.Load(t, "../../shards.yaml")
@@ -106,7 +109,7 @@ func TestWarehouseSQLOnEachBackend(t *testing.T) {
 			if a.Pairs, err = w.WindowPairs(ctx, "orders", "s00", win); err != nil {
 				t.Fatalf("WindowPairs: %v", err)
 			}
-			if a.DupLatest, a.DupKeys, err = w.DuplicateLatest(ctx, "orders"); err != nil {
+			if a.DupLatest, a.DupKeys, err = w.DuplicateLatest(ctx, "orders", nil); err != nil {
 				t.Fatalf("DuplicateLatest: %v", err)
 			}
 			if a.PCIHits, a.PCIRows, err = w.ScanPCI(ctx, "orders", "status", nil); err != nil {
@@ -118,9 +121,9 @@ func TestWarehouseSQLOnEachBackend(t *testing.T) {
 				t.Fatal(err)
 			}
 			for step := 0; step < 2; step++ {
-				files, err := w.PCIFilesToScan(ctx, "orders")
+				files, err := w.FilesToCheck(ctx, PCIScanned, "orders")
 				if err != nil {
-					t.Fatalf("PCIFilesToScan: %v", err)
+					t.Fatalf("FilesToCheck: %v", err)
 				}
 				a.ToScan = append(a.ToScan, len(files))
 				if step == 0 {
@@ -133,8 +136,14 @@ func TestWarehouseSQLOnEachBackend(t *testing.T) {
 					if a.PCIInS01, _, err = w.ScanPCI(ctx, "orders", "status", []string{s01[0].Key}); err != nil {
 						t.Fatalf("ScanPCI of s01's file: %v", err)
 					}
-					if err := w.RecordPCIScanned(ctx, "r0", t0, s01); err != nil {
-						t.Fatalf("RecordPCIScanned: %v", err)
+					if a.DupInS01, _, err = w.DuplicateLatest(ctx, "orders", []string{s01[0].Key}); err != nil {
+						t.Fatalf("DuplicateLatest among s01's file: %v", err)
+					}
+					if a.BatchInS01, _, err = w.BatchDuplicates(ctx, "orders", []string{s01[0].Key}); err != nil {
+						t.Fatalf("BatchDuplicates among s01's file: %v", err)
+					}
+					if err := w.RecordChecked(ctx, PCIScanned, "r0", t0, s01); err != nil {
+						t.Fatalf("RecordChecked: %v", err)
 					}
 				}
 			}

@@ -27,8 +27,9 @@ type Config struct {
 
 	CrossShard bool // duplicate keys, batch duplicates, PCI scan of the warehouse, freshness
 	// FullScan also counts rows of buckets a shard does not own now, and makes the
-	// warehouse PCI scan read every row rather than the files loaded since it last
-	// found them clean (sequential scans; a weekly run, or on demand).
+	// warehouse PCI scan and duplicate checks read every row rather than the files
+	// loaded since they last found them clean (sequential scans; a weekly run, or on
+	// demand).
 	FullScan bool
 	Files    Files // when set, also scan every landed Parquet file for PANs
 	// FreshnessSLA overrides the batch freshness SLA (default 2 × extract.window + safety_lag).
@@ -116,10 +117,9 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 
 	if c.CrossShard && c.Warehouse != nil {
 		for _, table := range tables {
-			add(countCheck(CheckDuplicateKeys, table, "global keys whose latest owned version comes from more than one shard",
-				func() (int64, []string, error) { return c.Warehouse.DuplicateLatest(ctx, table) }))
-			add(countCheck(CheckBatchDupes, table, "(key, version) pairs loaded more than once from one shard's batch files",
-				func() (int64, []string, error) { return c.Warehouse.BatchDuplicates(ctx, table) }))
+			for _, r := range duplicateChecks(ctx, c.Warehouse, table, c.FullScan, c.RunID, now()) {
+				add(r)
+			}
 		}
 		for _, r := range scanWarehousePCI(ctx, c.Warehouse, c.FullScan, c.RunID, now()) {
 			add(r)
@@ -330,7 +330,7 @@ func scanWarehousePCI(ctx context.Context, w *Warehouse, full bool, runID string
 		r := Result{Check: CheckPCIWarehouse, Table: t, Status: Pass}
 		// listed before the scan: what a clean scan records (with full too, which reads
 		// every row), so a file committed during the scan is never recorded unread
-		files, err := w.PCIFilesToScan(ctx, t)
+		files, err := w.FilesToCheck(ctx, PCIScanned, t)
 		if err != nil {
 			r.Status, r.Detail = Fail, err.Error()
 			out = append(out, r)
@@ -370,13 +370,66 @@ func scanWarehousePCI(ctx context.Context, w *Warehouse, full bool, runID string
 				scope = "every row (full scan)"
 			}
 			r.Detail = fmt.Sprintf("%d string columns scanned, %s", len(cols[t]), scope)
-			if err := w.RecordPCIScanned(ctx, runID, now, files); err != nil {
+			if err := w.RecordChecked(ctx, PCIScanned, runID, now, files); err != nil {
 				r.Status, r.Detail = Fail, err.Error()
 			}
 		}
 		out = append(out, r)
 	}
 	return out
+}
+
+// duplicateChecks runs duplicate_keys and batch_duplicates on table over the keys of the
+// files loaded since they last passed (ledger DuplicatesChecked), or over every key with
+// full or when the ownership history differs from the one they last passed under (a
+// duplicate latest version depends on it). Both passing records the files and the
+// ownership; a failure records nothing, so it fails again until repaired.
+func duplicateChecks(ctx context.Context, w *Warehouse, table string, full bool, runID string, now time.Time) []Result {
+	fail := func(err error) []Result {
+		return []Result{{Check: CheckDuplicateKeys, Table: table, Status: Fail, Detail: err.Error()},
+			{Check: CheckBatchDupes, Table: table, Status: Fail, Detail: err.Error()}}
+	}
+	if err := w.EnsureResults(ctx); err != nil {
+		return fail(err)
+	}
+	// listed before the checks, so a file committed during them is never recorded unread
+	files, err := w.FilesToCheck(ctx, DuplicatesChecked, table)
+	if err != nil {
+		return fail(err)
+	}
+	own := w.OwnershipVersion(table)
+	same, err := w.Holds(ctx, DuplicatesChecked, own)
+	if err != nil {
+		return fail(err)
+	}
+	scope := fmt.Sprintf("the keys of %d files loaded since the last pass", len(files))
+	var keys []string // nil: every key
+	switch {
+	case full:
+		scope = "every key (full scan)"
+	case !same:
+		scope = "every key (the ownership history changed since the last pass)"
+	case len(files) == 0:
+		scope = "no file loaded since the last pass"
+		return []Result{{Check: CheckDuplicateKeys, Table: table, Status: Pass, Detail: scope, WarehouseCount: i64(0)},
+			{Check: CheckBatchDupes, Table: table, Status: Pass, Detail: scope, WarehouseCount: i64(0)}}
+	default:
+		keys = make([]string, 0, len(files))
+		for _, f := range files {
+			keys = append(keys, f.Key)
+		}
+	}
+	dup := countCheck(CheckDuplicateKeys, table, "global keys whose latest owned version comes from more than one shard",
+		func() (int64, []string, error) { return w.DuplicateLatest(ctx, table, keys) })
+	batch := countCheck(CheckBatchDupes, table, "(key, version) pairs loaded more than once from one shard's batch files",
+		func() (int64, []string, error) { return w.BatchDuplicates(ctx, table, keys) })
+	if dup.Status == Pass && batch.Status == Pass {
+		dup.Detail, batch.Detail = scope, scope
+		if err := w.RecordChecked(ctx, DuplicatesChecked, runID, now, append(files, own), own.Key); err != nil {
+			dup.Status, dup.Detail = Fail, err.Error()
+		}
+	}
+	return []Result{dup, batch}
 }
 
 // freshness compares, per shard, the warehouse's newest watermark with the source's

@@ -2,7 +2,9 @@ package dq
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -113,32 +115,43 @@ func (w *Warehouse) ownership() string {
 // DuplicateLatest finds global keys whose latest owned version comes from more than one
 // shard. The ownership filter keeps a row only if its shard owned its bucket at the
 // row's instant (the watermark; the commit time for a CDC delete), so a key can have one
-// owner per instant and this should always be empty.
-func (w *Warehouse) DuplicateLatest(ctx context.Context, table string) (int64, []string, error) {
+// owner per instant and this should always be empty. With files, only the keys with a
+// row in those data keys are checked (nil: every key): a duplicate needs both versions
+// loaded, so it shows when the later of them is, as long as the ownership is unchanged.
+func (w *Warehouse) DuplicateLatest(ctx context.Context, table string, files []string) (int64, []string, error) {
 	t, ok := w.Registry.Table(table)
 	if !ok {
 		return 0, nil, fmt.Errorf("table %s is not in shards.yaml", table)
 	}
 	inst := fmt.Sprintf("CASE WHEN r._op = 'd' THEN r._commit_ts ELSE r.%s END", t.Watermark)
+	among := ""
+	if files != nil {
+		among = fmt.Sprintf(" WHERE %s IN (SELECT %s FROM %s n WHERE %s)",
+			w.keyText(t, "r"), w.keyText(t, "n"), w.table(table), inAny("n."+warehouse.ColFile, files))
+	}
 	q := fmt.Sprintf(`WITH owned AS (
 		SELECT %s AS k, r.%s AS v, r._shard AS shard FROM %s r JOIN %s
-		  ON r._shard = own.shard AND r.bucket BETWEEN own.lo AND own.hi AND %s >= own.vfrom AND %s < own.vto),
+		  ON r._shard = own.shard AND r.bucket BETWEEN own.lo AND own.hi AND %s >= own.vfrom AND %s < own.vto%s),
 	latest AS (SELECT k, max(v) AS v FROM owned GROUP BY k),
 	dup AS (SELECT o.k FROM owned o JOIN latest l ON o.k = l.k AND o.v = l.v GROUP BY o.k HAVING count(DISTINCT o.shard) > 1)
 	SELECT (SELECT count(*) FROM dup), k FROM dup ORDER BY k LIMIT %d`,
-		w.keyText(t, "r"), t.Version, w.table(table), w.ownership(), inst, inst, MaxKeysInDetail)
+		w.keyText(t, "r"), t.Version, w.table(table), w.ownership(), inst, inst, among, MaxKeysInDetail)
 	return warehouse.QueryDuplicateKeys(ctx, w.DB, q)
 }
 
 // BatchDuplicates finds (key, version) pairs loaded more than once from one shard's batch
 // files: windows do not overlap and a re-extracted file replaces its rows, so any is an
-// exactly-once violation.
-func (w *Warehouse) BatchDuplicates(ctx context.Context, table string) (int64, []string, error) {
+// exactly-once violation. With files, only the pairs with a row in those data keys are
+// checked (nil: every pair): a pair loaded twice shows when its second file is loaded.
+func (w *Warehouse) BatchDuplicates(ctx context.Context, table string, files []string) (int64, []string, error) {
 	t, ok := w.Registry.Table(table)
 	if !ok {
 		return 0, nil, fmt.Errorf("table %s is not in shards.yaml", table)
 	}
-	return w.Checker.DuplicateKeys(ctx, t, MaxKeysInDetail)
+	if files == nil {
+		return w.Checker.DuplicateKeys(ctx, t, MaxKeysInDetail)
+	}
+	return warehouse.QueryDuplicateKeys(ctx, w.DB, warehouse.DuplicateKeysAmongSQL(w.table(table), t, inAny(warehouse.ColFile, files), MaxKeysInDetail))
 }
 
 // StringColumns lists the string columns of every raw table.
@@ -177,12 +190,7 @@ func (w *Warehouse) ScanPCI(ctx context.Context, table, column string, files []s
 	if files == nil {
 		return hits, rowsHit, scan("")
 	}
-	for _, list := range literalLists(files) {
-		if err := scan(" AND _file IN (" + list + ")"); err != nil {
-			return 0, 0, err
-		}
-	}
-	return hits, rowsHit, nil
+	return hits, rowsHit, scan(" AND " + inAny(warehouse.ColFile, files))
 }
 
 // literalLists quotes values as SQL string literals, joined into lists of at most
@@ -204,21 +212,30 @@ func literalLists(values []string) []string {
 // FileVersion is one loaded file as the load history names it.
 type FileVersion struct{ Key, SHA256 string }
 
-// scanned is the ledger of files the warehouse PCI scan found clean, beside the results.
-func (w *Warehouse) scanned() string {
-	return w.Results[:max(strings.LastIndex(w.Results, "."), 0)] + ".dq_pci_scanned"
+// A Ledger is one of dq's ledgers of checked file versions (key and data sha256), beside
+// the results: what an incremental check has read and found clean, so the next run reads
+// only what was loaded since, by identity (a replaced file is a new version; a load that
+// committed late is read whatever its _loaded_at).
+type Ledger string
+
+const (
+	PCIScanned        Ledger = "dq_pci_scanned"        // the warehouse PCI scan
+	DuplicatesChecked Ledger = "dq_duplicates_checked" // duplicate_keys and batch_duplicates
+)
+
+func (w *Warehouse) ledger(l Ledger) string {
+	return w.Results[:max(strings.LastIndex(w.Results, "."), 0)] + "." + string(l)
 }
 
-// PCIFilesToScan lists table's loaded files (raw._load_history) that the PCI scan has
-// not found clean yet, by identity (key and data sha256): a replaced file is listed
-// again, and a file whose load committed late is listed whatever its _loaded_at.
-func (w *Warehouse) PCIFilesToScan(ctx context.Context, table string) ([]FileVersion, error) {
+// FilesToCheck lists table's loaded files (raw._load_history) that ledger l does not
+// hold.
+func (w *Warehouse) FilesToCheck(ctx context.Context, l Ledger, table string) ([]FileVersion, error) {
 	q := fmt.Sprintf(`SELECT h.file_key, h.data_sha256 FROM %s h WHERE h.table_name = '%s'
 		AND NOT EXISTS (SELECT 1 FROM %s s WHERE s.file_key = h.file_key AND s.data_sha256 = h.data_sha256) ORDER BY 1`,
-		w.table(warehouse.HistoryTable), strings.ReplaceAll(table, "'", "''"), w.scanned())
+		w.table(warehouse.HistoryTable), strings.ReplaceAll(table, "'", "''"), w.ledger(l))
 	rows, err := w.DB.QueryContext(ctx, q)
 	if err != nil {
-		return nil, fmt.Errorf("files of %s to scan: %w", table, err)
+		return nil, fmt.Errorf("files of %s to check (%s): %w", table, l, err)
 	}
 	defer rows.Close()
 	var out []FileVersion
@@ -232,22 +249,59 @@ func (w *Warehouse) PCIFilesToScan(ctx context.Context, table string) ([]FileVer
 	return out, rows.Err()
 }
 
-// RecordPCIScanned adds files the PCI scan found clean to its ledger, in one transaction.
-func (w *Warehouse) RecordPCIScanned(ctx context.Context, runID string, at time.Time, files []FileVersion) error {
+// RecordChecked adds files found clean to ledger l, in one transaction. Entries whose key
+// is given in replace are deleted first (an entry that stands for something other than
+// a file, e.g. the ownership a check ran under).
+func (w *Warehouse) RecordChecked(ctx context.Context, l Ledger, runID string, at time.Time, files []FileVersion, replace ...string) error {
 	tx, err := w.DB.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("record pci scan: %w", err)
+		return fmt.Errorf("record %s: %w", l, err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	for _, key := range replace {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE file_key = ?", w.ledger(l)), key); err != nil {
+			return fmt.Errorf("record %s: %w", l, err)
+		}
+	}
 	for _, f := range files {
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s VALUES (?, ?, ?, %s)", w.scanned(), w.ts(at)), f.Key, f.SHA256, runID); err != nil {
-			return fmt.Errorf("record pci scan: %w", err)
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s VALUES (?, ?, ?, %s)", w.ledger(l), w.ts(at)), f.Key, f.SHA256, runID); err != nil {
+			return fmt.Errorf("record %s: %w", l, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("record pci scan: %w", err)
+		return fmt.Errorf("record %s: %w", l, err)
 	}
 	return nil
+}
+
+// Holds reports whether ledger l holds exactly this version.
+func (w *Warehouse) Holds(ctx context.Context, l Ledger, f FileVersion) (bool, error) {
+	var n int64
+	err := w.DB.QueryRowContext(ctx, fmt.Sprintf("SELECT count(*) FROM %s WHERE file_key = ? AND data_sha256 = ?", w.ledger(l)), f.Key, f.SHA256).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", l, err)
+	}
+	return n > 0, nil
+}
+
+// OwnershipVersion stands for the ownership history a duplicate check of table ran
+// under, as a ledger entry: a check of the new loads only is exact while it is unchanged.
+func (w *Warehouse) OwnershipVersion(table string) FileVersion {
+	sum := sha256.Sum256([]byte(w.ownership()))
+	return FileVersion{Key: "ownership:" + table, SHA256: hex.EncodeToString(sum[:])}
+}
+
+// inAny is col IN (…) over values, one IN list per lookupChunk values, OR-ed: one
+// predicate for any number of values.
+func inAny(col string, values []string) string {
+	if len(values) == 0 {
+		return "1 = 0"
+	}
+	lists := literalLists(values)
+	for i, l := range lists {
+		lists[i] = col + " IN (" + l + ")"
+	}
+	return "(" + strings.Join(lists, " OR ") + ")"
 }
 
 // Fresh is the newest data of one shard in one raw table.
@@ -280,8 +334,8 @@ func (w *Warehouse) Freshness(ctx context.Context, table string) ([]Fresh, error
 	return out, rows.Err()
 }
 
-// EnsureResults creates the results table, and the PCI scan's ledger beside it, if they
-// do not exist.
+// EnsureResults creates the results table, and the ledgers beside it, if they do not
+// exist.
 func (w *Warehouse) EnsureResults(ctx context.Context) error {
 	// the schema is the name without its last part: "dq" of dq.dq_results, "DB.DQ" of
 	// DB.DQ.DQ_RESULTS (Snowflake, qualified by the database)
@@ -297,8 +351,10 @@ func (w *Warehouse) EnsureResults(ctx context.Context) error {
 			window_start %s, window_end %s, status VARCHAR NOT NULL,
 			source_count BIGINT, warehouse_count BIGINT, source_checksum VARCHAR, warehouse_checksum VARCHAR,
 			detail VARCHAR, checked_at %s NOT NULL)`, w.Results, tsType, tsType, tsType),
-		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
-			file_key VARCHAR NOT NULL, data_sha256 VARCHAR NOT NULL, run_id VARCHAR NOT NULL, scanned_at %s NOT NULL)`, w.scanned(), tsType),
+	}
+	for _, l := range []Ledger{PCIScanned, DuplicatesChecked} {
+		stmts = append(stmts, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
+			file_key VARCHAR NOT NULL, data_sha256 VARCHAR NOT NULL, run_id VARCHAR NOT NULL, checked_at %s NOT NULL)`, w.ledger(l), tsType))
 	}
 	for _, s := range stmts {
 		if _, err := w.DB.ExecContext(ctx, s); err != nil {

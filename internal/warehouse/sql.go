@@ -24,10 +24,22 @@ func KeyTextSQL(t registry.Table) string {
 // among the batch rows of schema.<t>, and lists up to limit of them. The first column is
 // the count (repeated), the second the triple as text. DuckDB and Snowflake accept it.
 func DuplicateKeysSQL(schema string, t registry.Table, limit int) string {
-	return fmt.Sprintf(`WITH dup AS (SELECT %s || ' v' || CAST(%s AS VARCHAR) || ' shard ' || %s AS k
-		FROM %s.%s WHERE %s = 'batch' GROUP BY %s, %s, %s HAVING COUNT(*) > 1)
+	return DuplicateKeysAmongSQL(schema+"."+t.Name, t, "", limit)
+}
+
+// DuplicateKeysAmongSQL is DuplicateKeysSQL over the qualified table, restricted to the
+// (key, version) pairs with a row matching among (a predicate over its columns; empty:
+// every pair).
+func DuplicateKeysAmongSQL(table string, t registry.Table, among string, limit int) string {
+	pair := fmt.Sprintf("%s || ' v' || CAST(%s AS VARCHAR)", KeyTextSQL(t), t.Version)
+	where := fmt.Sprintf("%s = 'batch'", landing.ColSource)
+	if among != "" {
+		where += fmt.Sprintf(" AND %s IN (SELECT %s FROM %s WHERE %s)", pair, pair, table, among)
+	}
+	return fmt.Sprintf(`WITH dup AS (SELECT %s || ' shard ' || %s AS k
+		FROM %s WHERE %s GROUP BY %s, %s, %s HAVING COUNT(*) > 1)
 	SELECT (SELECT COUNT(*) FROM dup), k FROM dup ORDER BY k LIMIT %d`,
-		KeyTextSQL(t), t.Version, landing.ColShard, schema, t.Name, landing.ColSource, strings.Join(t.PrimaryKey, ", "), t.Version, landing.ColShard, limit)
+		pair, landing.ColShard, table, where, strings.Join(t.PrimaryKey, ", "), t.Version, landing.ColShard, limit)
 }
 
 // QueryDuplicateKeys runs a query of DuplicateKeysSQL's shape (the count, repeated, then

@@ -44,9 +44,11 @@ With --pci-files: every landed Parquet file and manifest is scanned for card num
 pci_leak_warehouse reads the rows of the files loaded since it last found them clean
 (its ledger dq.dq_pci_scanned, by file key and sha256); a table with a leak fails every
 run until the rows are purged.
+duplicate_keys and batch_duplicates check the keys of the files loaded since they last
+passed (ledger dq.dq_duplicates_checked), every key when the ownership history changed.
 With --full-scan: unowned_now counts rows of buckets a shard does not own now (there is
 no index on bucket, so this is a sequential scan of every table), and pci_leak_warehouse
-reads every row of raw.*: off-peak only (a weekly run).
+and the duplicate checks read every row of raw.*: off-peak only (a weekly run).
 
 Results are appended to dq.dq_results in the warehouse and summarized on stdout.
 

@@ -130,7 +130,7 @@ func TestKillAndRerun(t *testing.T) {
 			}
 		}
 	}
-	if n, keys, err := wh.BatchDuplicates(ctx, "orders"); err != nil || n != 0 {
+	if n, keys, err := wh.BatchDuplicates(ctx, "orders", nil); err != nil || n != 0 {
 		t.Errorf("batch duplicates: %d %v %v", n, keys, err)
 	}
 	var files, rows int64
