@@ -58,10 +58,112 @@ row_version desc nulls last,
 {%- endmacro %}
 
 {#- Post-hook of the incremental marts: merge only upserts, so remove the keys whose
-    latest owned version is a business delete. -#}
+    latest owned version, written by an upstream build this mart merges, is a business
+    delete (or no owned version is left). -#}
 {% macro delete_removed_keys(target_relation, latest_relation, key_column) %}
 delete from {{ target_relation }}
 where {{ key_column }} in (
-    select {{ key_column }} from {{ latest_relation }} where is_removed
+    select {{ key_column }} from {{ latest_relation }}
+    where is_removed and merged_by in ({{ shardflow.builds_to_merge(latest_relation) }})
 )
+{% endmacro %}
+
+{#-
+  An intermediate's rows, merged incrementally (docs/decisions/0020): the latest owned
+  version of every key with a change in the loads this build claimed (macros/ledger.sql),
+  by the same order as latest_version, read from the new rows and the key's current row
+  only. The order is total, so the latest of (current winner, new rows) is the latest of
+  the whole history, as long as no row left the history. Two ways one can, each recomputed
+  from the key's whole owned history:
+    - a file loaded again with other rows (a backfill): the keys whose current winner
+      came from a file of this build are recomputed;
+    - the ownership seed changed (ownership_changed): every key is recomputed.
+  A recomputed key with no owned version left stays as a removed row (is_removed), so the
+  marts downstream see it go. Every row written carries merged_by, this invocation.
+
+  staged: the staging relation; key_columns: the global key.
+-#}
+{% macro latest_version_merge(staged, key_columns) %}
+{%- set on_key = [] -%}
+{%- for k in key_columns %}{% do on_key.append("x." ~ k ~ " = y." ~ k) %}{% endfor -%}
+{%- set on_key = on_key | join(" and ") -%}
+{%- if not is_incremental() %}
+with owned as (
+    {{ shardflow.owned_changes(staged) }}
+),
+
+latest as (
+    {{ shardflow.latest_version('owned', key_columns) }}
+)
+
+select latest.*, '{{ invocation_id }}' as merged_by from latest
+{%- else %}
+{%- set cols = [] -%}
+{%- for c in adapter.get_columns_in_relation(this) if c.name | lower not in ['version_rank', 'is_removed', 'merged_by'] -%}
+{%- do cols.append(c.name) -%}
+{%- endfor -%}
+{%- set col_list = cols | join(', ') -%}
+{%- set reseed = shardflow.ownership_changed() %}
+with
+{%- if reseed %}
+-- the ownership seed changed: every key, from its whole owned history
+candidates as (
+    select {{ col_list }} from ({{ shardflow.owned_changes(staged) }}) as owned
+),
+
+recomputed_keys as (
+    select {{ key_columns | join(', ') }} from {{ this }}
+),
+{%- else %}
+merging as (
+    {{ shardflow.loads_to_merge() }}
+),
+
+new_rows as (
+    {{ shardflow.owned_changes('(select * from ' ~ staged ~ ' where file_key in (select file_key from merging))') }}
+),
+
+-- keys whose current winner came from a file loaded again: from their whole history
+recomputed_keys as (
+    select {{ key_columns | join(', ') }} from {{ this }}
+    where file_key in (select file_key from merging)
+),
+
+recomputed as (
+    {{ shardflow.owned_changes('(select * from ' ~ staged ~ ' as x where exists (select 1 from recomputed_keys as y where ' ~ on_key ~ '))') }}
+),
+
+-- the current winners of the other keys with a new row
+kept as (
+    select {{ col_list }} from {{ this }} as x
+    where exists (select 1 from new_rows as y where {{ on_key }})
+      and not exists (select 1 from recomputed_keys as y where {{ on_key }})
+),
+
+candidates as (
+    select {{ col_list }} from new_rows
+    union
+    select {{ col_list }} from recomputed
+    union
+    select {{ col_list }} from kept
+),
+{%- endif %}
+
+latest as (
+    {{ shardflow.latest_version('candidates', key_columns) }}
+),
+
+-- recomputed keys with no owned version left: removed
+gone as (
+    {%- set prefixed = [] -%}{%- for c in cols %}{% do prefixed.append("x." ~ c) %}{% endfor %}
+    select {{ prefixed | join(', ') }}, cast(1 as bigint) as version_rank, true as is_removed
+    from {{ this }} as x
+    where exists (select 1 from recomputed_keys as y where {{ on_key }})
+      and not exists (select 1 from candidates as y where {{ on_key }})
+)
+
+select latest.*, '{{ invocation_id }}' as merged_by from latest
+union all
+select gone.*, '{{ invocation_id }}' as merged_by from gone
+{%- endif %}
 {% endmacro %}

@@ -4,10 +4,11 @@
     unique_key='order_id',
     incremental_strategy='merge',
     on_schema_change='fail',
+    cluster_by=['order_date'],
     pre_hook=[
       "{{ shardflow.ensure_ledger() }}",
       "{{ shardflow.forget_loads() }}",
-      "{{ shardflow.claim_loads(['orders', 'order_items']) }}"
+      "{{ shardflow.claim_builds([ref('int_orders_deduplicated'), ref('int_order_items_deduplicated')]) }}"
     ],
     post_hook=[
       "{{ shardflow.delete_removed_keys(this, ref('int_orders_deduplicated'), 'order_id') }}",
@@ -17,21 +18,19 @@
 }}
 -- One row per order across every shard: the latest owned version of the order and of its
 -- lines. Keyed by the global order_id only; shard and bucket never appear here (see
--- audit_order_lineage). Incremental: re-merges the orders with an owned change (order or
--- line) in a load it has not merged yet, by the consumed-loads ledger (macros/ledger.sql,
--- decisions/0018), never by a loaded_at high-water (a load can commit after a later
--- stamped one); the post-hooks remove orders whose latest version is a business delete
--- and mark the claimed loads consumed.
+-- audit_order_lineage). Incremental: re-merges the orders the intermediates wrote (an
+-- order or one of its lines) in builds it has not merged yet, by the consumed-loads ledger
+-- (macros/ledger.sql, decisions/0018, 0020), never by a loaded_at high-water (a load can
+-- commit after a later stamped one); the post-hooks remove orders whose latest version is
+-- a business delete and mark the claimed builds consumed.
 
 with
 
 {% if is_incremental() %}
 changed as (
-    select order_id from {{ ref('int_orders_owned') }}
-    where file_key in ({{ shardflow.loads_to_merge() }})
+    {{ shardflow.keys_to_merge(ref('int_orders_deduplicated'), ['order_id']) }}
     union
-    select order_id from {{ ref('int_order_items_owned') }}
-    where file_key in ({{ shardflow.loads_to_merge() }})
+    {{ shardflow.keys_to_merge(ref('int_order_items_deduplicated'), ['order_id']) }}
 ),
 {% endif %}
 
@@ -46,21 +45,11 @@ items as (
         order_id,
         count(*) as line_count,
         sum(quantity) as item_count,
-        sum(quantity * unit_price_cents) as items_subtotal_cents
+        sum(quantity * unit_price_cents) as items_subtotal_cents,
+        max(loaded_at) as last_loaded_at
     from {{ ref('int_order_items_deduplicated') }}
     where not is_removed
     {% if is_incremental() %}and order_id in (select order_id from changed){% endif %}
-    group by order_id
-),
-
-loads as (
-    select order_id, max(loaded_at) as last_loaded_at
-    from (
-        select order_id, loaded_at from {{ ref('int_orders_owned') }}
-        union all
-        select order_id, loaded_at from {{ ref('int_order_items_owned') }}
-    ) as owned
-    {% if is_incremental() %}where order_id in (select order_id from changed){% endif %}
     group by order_id
 )
 
@@ -80,7 +69,6 @@ select
     o.created_at,
     o.updated_at,
     o.row_version as order_version,
-    l.last_loaded_at
+    case when i.last_loaded_at > o.loaded_at then i.last_loaded_at else o.loaded_at end as last_loaded_at
 from orders as o
 left join items as i on i.order_id = o.order_id
-inner join loads as l on l.order_id = o.order_id
