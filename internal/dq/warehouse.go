@@ -124,18 +124,27 @@ func (w *Warehouse) DuplicateLatest(ctx context.Context, table string, files []s
 		return 0, nil, fmt.Errorf("table %s is not in shards.yaml", table)
 	}
 	inst := fmt.Sprintf("CASE WHEN r._op = 'd' THEN r._commit_ts ELSE r.%s END", t.Watermark)
-	among := ""
+	rows := "SELECT * FROM " + w.table(table) // the rows judged: every row, or the files' keys'
 	if files != nil {
-		among = fmt.Sprintf(" WHERE %s IN (SELECT %s FROM %s n WHERE %s)",
-			w.keyText(t, "r"), w.keyText(t, "n"), w.table(table), inAny("n."+warehouse.ColFile, files))
+		// joined with the distinct keys of those files (a hash join: no text built for
+		// the rows of other keys), before the range join with the ownership, which DuckDB
+		// would otherwise run first, over every row
+		pk := strings.Join(t.PrimaryKey, ", ")
+		rows = fmt.Sprintf("SELECT r.* FROM %s r JOIN (SELECT DISTINCT %s FROM %s WHERE %s) ch USING (%s)",
+			w.table(table), pk, w.table(table), inAny(warehouse.ColFile, files), pk)
 	}
-	q := fmt.Sprintf(`WITH owned AS (
-		SELECT %s AS k, r.%s AS v, r._shard AS shard FROM %s r JOIN %s
-		  ON r._shard = own.shard AND r.bucket BETWEEN own.lo AND own.hi AND %s >= own.vfrom AND %s < own.vto%s),
+	materialized := "" // Snowflake has no MATERIALIZED; it prunes by the join itself
+	if files != nil && w.Dialect == landing.DuckDB {
+		materialized = "MATERIALIZED "
+	}
+	q := fmt.Sprintf(`WITH judged AS %s(%s),
+	owned AS (
+		SELECT %s AS k, r.%s AS v, r._shard AS shard FROM judged r JOIN %s
+		  ON r._shard = own.shard AND r.bucket BETWEEN own.lo AND own.hi AND %s >= own.vfrom AND %s < own.vto),
 	latest AS (SELECT k, max(v) AS v FROM owned GROUP BY k),
 	dup AS (SELECT o.k FROM owned o JOIN latest l ON o.k = l.k AND o.v = l.v GROUP BY o.k HAVING count(DISTINCT o.shard) > 1)
 	SELECT (SELECT count(*) FROM dup), k FROM dup ORDER BY k LIMIT %d`,
-		w.keyText(t, "r"), t.Version, w.table(table), w.ownership(), inst, inst, among, MaxKeysInDetail)
+		materialized, rows, w.keyText(t, "r"), t.Version, w.ownership(), inst, inst, MaxKeysInDetail)
 	return warehouse.QueryDuplicateKeys(ctx, w.DB, q)
 }
 
@@ -168,29 +177,29 @@ func (w *Warehouse) ScanPCI(ctx context.Context, table, column string, files []s
 	if w.Dialect == landing.Snowflake {
 		strip = fmt.Sprintf("REGEXP_REPLACE(%s, '[^0-9]', '')", column)
 	}
-	scan := func(where string) error {
-		q := fmt.Sprintf("SELECT %s FROM %s WHERE length(%s) >= 13%s", column, w.table(table), strip, where)
-		rows, err := w.DB.QueryContext(ctx, q)
-		if err != nil {
-			return fmt.Errorf("pci scan of %s.%s: %w", table, column, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var s string
-			if err := rows.Scan(&s); err != nil {
-				return fmt.Errorf("pci scan of %s.%s: %w", table, column, err)
-			}
-			if n := CountPANs(s); n > 0 {
-				hits += int64(n)
-				rowsHit++
-			}
-		}
-		return rows.Err()
+	where := fmt.Sprintf("length(%s) >= 13", strip)
+	if files != nil {
+		// the files first: DuckDB evaluates the regexp on every row of the table before
+		// an IN filter beside it, unless the regexp is guarded by the same filter
+		in := inAny(warehouse.ColFile, files)
+		where = fmt.Sprintf("%s AND CASE WHEN %s THEN %s END", in, in, where)
 	}
-	if files == nil {
-		return hits, rowsHit, scan("")
+	rows, err := w.DB.QueryContext(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE %s", column, w.table(table), where))
+	if err != nil {
+		return 0, 0, fmt.Errorf("pci scan of %s.%s: %w", table, column, err)
 	}
-	return hits, rowsHit, scan(" AND " + inAny(warehouse.ColFile, files))
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return 0, 0, fmt.Errorf("pci scan of %s.%s: %w", table, column, err)
+		}
+		if n := CountPANs(s); n > 0 {
+			hits += int64(n)
+			rowsHit++
+		}
+	}
+	return hits, rowsHit, rows.Err()
 }
 
 // literalLists quotes values as SQL string literals, joined into lists of at most

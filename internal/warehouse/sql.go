@@ -32,14 +32,18 @@ func DuplicateKeysSQL(schema string, t registry.Table, limit int) string {
 // every pair).
 func DuplicateKeysAmongSQL(table string, t registry.Table, among string, limit int) string {
 	pair := fmt.Sprintf("%s || ' v' || CAST(%s AS VARCHAR)", KeyTextSQL(t), t.Version)
-	where := fmt.Sprintf("%s = 'batch'", landing.ColSource)
+	from := table
 	if among != "" {
-		where += fmt.Sprintf(" AND %s IN (SELECT %s FROM %s WHERE %s)", pair, pair, table, among)
+		// joined with the distinct pairs of the matching rows (a hash join: no text built
+		// for the rows of other keys)
+		cols := strings.Join(append(append([]string{}, t.PrimaryKey...), t.Version), ", ")
+		from = fmt.Sprintf("%s JOIN (SELECT DISTINCT %s FROM %s WHERE %s) ch USING (%s)", table, cols, table, among, cols)
 	}
+	where := fmt.Sprintf("%s = 'batch'", landing.ColSource)
 	return fmt.Sprintf(`WITH dup AS (SELECT %s || ' shard ' || %s AS k
 		FROM %s WHERE %s GROUP BY %s, %s, %s HAVING COUNT(*) > 1)
 	SELECT (SELECT COUNT(*) FROM dup), k FROM dup ORDER BY k LIMIT %d`,
-		pair, landing.ColShard, table, where, strings.Join(t.PrimaryKey, ", "), t.Version, landing.ColShard, limit)
+		pair, landing.ColShard, from, where, strings.Join(t.PrimaryKey, ", "), t.Version, landing.ColShard, limit)
 }
 
 // QueryDuplicateKeys runs a query of DuplicateKeysSQL's shape (the count, repeated, then
