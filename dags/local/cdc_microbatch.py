@@ -43,5 +43,8 @@ with DAG(
     chain(
         sf.task("tokenize_cdc", "tokenize", ["cdc", "--bounded"], shards=SHARDS),
         sf.task("load_cdc", "load", ["--all", "--source", "cdc", "--since", "48h"], shards=SHARDS),
-        sf.dbt("dbt_incremental", ["build", "--exclude", "path:models/marts/finance", "tag:full_history"]),
+        sf.dbt(
+            "dbt_incremental",
+            ["build", "--exclude", "path:models/marts/finance", "tag:full_history"],
+        ),
     )
