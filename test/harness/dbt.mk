@@ -13,7 +13,7 @@ DOCS_DB   ?= $(VAR)/warehouse.duckdb
 deps-dbt: deps-uv ## install dbt (core, duckdb, snowflake) into var/venv/dbt from py/dbt/uv.lock
 	@UV_PROJECT_ENVIRONMENT=$(DBT_VENV) $(UV) sync --frozen --quiet --project py/dbt
 
-test-dbt: deps-dbt build lint-seeds ## dbt build on a fixture warehouse (unit + data tests, incremental, finance verify), parse for Snowflake
+test-dbt: deps-dbt deps-fakesnow build lint-seeds ## dbt build on a fixture warehouse (unit + data tests, incremental, finance verify), built for Snowflake on fakesnow, parsed for Snowflake
 	bash test/harness/test-dbt.sh
 
 lint-seeds: build ## dbt/seeds up to date with shards.yaml
