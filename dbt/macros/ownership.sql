@@ -78,8 +78,9 @@ where {{ key_column }} in (
     - a file loaded again with other rows (a backfill): the keys whose current winner
       came from a file of this build are recomputed;
     - the ownership seed changed (ownership_changed): every key is recomputed.
-  A recomputed key with no owned version left stays as a removed row (is_removed), so the
-  marts downstream see it go. Every row written carries merged_by, this invocation.
+  A recomputed key with no owned version left stays as a removed row (is_removed,
+  version_rank 0), so the marts downstream see it go; when a new row of it comes, it is
+  recomputed from its history too. Every row written carries merged_by, this invocation.
 
   staged: the staging relation; key_columns: the global key.
 -#}
@@ -123,10 +124,13 @@ new_rows as (
     {{ shardflow.owned_changes('(select * from ' ~ staged ~ ' where file_key in (select file_key from merging))') }}
 ),
 
--- keys whose current winner came from a file loaded again: from their whole history
+-- from their whole history: keys whose current winner came from a file loaded again,
+-- and removed keys with no owned version left (version_rank 0) that have a new row (the
+-- row they keep is not in the history any more, so it must not compete)
 recomputed_keys as (
-    select {{ key_columns | join(', ') }} from {{ this }}
-    where file_key in (select file_key from merging)
+    select {{ key_columns | join(', ') }} from {{ this }} as x
+    where x.file_key in (select file_key from merging)
+       or (x.version_rank = 0 and exists (select 1 from new_rows as y where {{ on_key }}))
 ),
 
 recomputed as (
@@ -153,10 +157,10 @@ latest as (
     {{ shardflow.latest_version('candidates', key_columns) }}
 ),
 
--- recomputed keys with no owned version left: removed
+-- recomputed keys with no owned version left: removed, marked version_rank 0
 gone as (
     {%- set prefixed = [] -%}{%- for c in cols %}{% do prefixed.append("x." ~ c) %}{% endfor %}
-    select {{ prefixed | join(', ') }}, cast(1 as bigint) as version_rank, true as is_removed
+    select {{ prefixed | join(', ') }}, cast(0 as bigint) as version_rank, true as is_removed
     from {{ this }} as x
     where exists (select 1 from recomputed_keys as y where {{ on_key }})
       and not exists (select 1 from candidates as y where {{ on_key }})
