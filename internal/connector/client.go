@@ -48,6 +48,15 @@ func NewClient(baseURL string, log *slog.Logger) *Client {
 	return &Client{base: strings.TrimRight(baseURL, "/"), http: h}
 }
 
+// NewProbe returns a client that tries each request once: for a reader that runs again
+// soon and must answer within its own deadline (the exporter's scrapes), where an
+// unreachable worker is reported at once rather than retried for seconds.
+func NewProbe(baseURL string) *Client {
+	c := NewClient(baseURL, nil)
+	c.http.RetryMax = 0
+	return c
+}
+
 type retryLogger struct{ l *slog.Logger }
 
 func (r retryLogger) Error(msg string, kv ...any) { r.l.Warn(msg, kv...) }

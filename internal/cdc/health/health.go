@@ -29,6 +29,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -107,24 +108,37 @@ func (c *Checker) Check(ctx context.Context) *Report {
 		group = cdc.DefaultGroup
 	}
 	rep := &Report{At: now().UTC(), SLA: sla}
-	byShard := map[string]*Shard{}
 	var ids []string
 	for _, s := range c.Registry.Shards {
-		if !connector.Managed(s) {
-			continue
+		if connector.Managed(s) {
+			ids = append(ids, s.ID)
 		}
-		byShard[s.ID] = &Shard{Shard: s.ID, Heartbeat: -1, Slot: Slot{Name: connector.SlotName(s.ID)}}
-		ids = append(ids, s.ID)
 	}
-
-	c.readConnect(ctx, rep, ids, byShard)
-	for _, id := range ids {
-		c.readShard(ctx, byShard[id])
+	// Connect, each shard and Kafka are read at the same time, each part into its own
+	// copy of the shards' state, so one that hangs until ctx ends (an unreachable
+	// broker, a shard that does not answer) does not leave the others unread.
+	fresh := func() map[string]*Shard {
+		m := map[string]*Shard{}
+		for _, id := range ids {
+			m[id] = &Shard{Shard: id, Heartbeat: -1, Slot: Slot{Name: connector.SlotName(id)}}
+		}
+		return m
 	}
-	c.readKafka(ctx, group, ids, byShard, now())
+	fromConnect, fromShards, fromKafka := fresh(), fresh(), fresh()
+	var wg sync.WaitGroup
+	wg.Go(func() { c.readConnect(ctx, rep, ids, fromConnect) })
+	for _, id := range ids {
+		wg.Go(func() { c.readShard(ctx, fromShards[id]) })
+	}
+	wg.Go(func() { c.readKafka(ctx, group, ids, fromKafka, now()) })
+	wg.Wait()
 
 	for _, id := range ids {
-		s := byShard[id]
+		s := fromShards[id]
+		cs, ks := fromConnect[id], fromKafka[id]
+		s.Connector, s.Tasks = cs.Connector, cs.Tasks
+		s.Lag, s.Oldest = ks.Lag, ks.Oldest
+		s.Unknown = append(append(cs.Unknown, s.Unknown...), ks.Unknown...)
 		judge(s, sla)
 		rep.Shards = append(rep.Shards, *s)
 	}
