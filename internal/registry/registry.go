@@ -24,6 +24,7 @@ type Registry struct {
 	Tables       []Table                 `yaml:"tables"`
 	Extract      Extract                 `yaml:"extract"`
 	SLA          SLA                     `yaml:"sla"`
+	Monitoring   Monitoring              `yaml:"monitoring"`
 	Tokenizer    Tokenizer               `yaml:"tokenizer"`
 	Environments map[string]*Environment `yaml:"environments"`
 
@@ -184,6 +185,20 @@ type SLA struct {
 	FinanceAlertAt ClockTime `yaml:"finance_alert_at"` // UTC; must be before FinanceReadyBy
 }
 
+// Monitoring holds the alert thresholds beside the SLAs; `shardctl gen-monitoring`
+// renders the Prometheus rules and the dashboard from both (docs/monitoring.md).
+type Monitoring struct {
+	// Runbooks is the base URL of docs/runbooks; each alert links <runbooks>/alerts.md#<alert, lower case>.
+	Runbooks string `yaml:"runbooks"`
+	// AlertAfter is how long a condition must hold before it alerts (the rules' "for").
+	AlertAfter Duration `yaml:"alert_after"`
+	// SlotRetainedWAL is the WAL a replication slot may keep on its shard before it
+	// alerts (a slot that keeps WAL without bound fills the shard's disk).
+	SlotRetainedWAL ByteSize `yaml:"slot_retained_wal"`
+	// BatchLate is how long after a window's end it may stay not extracted and loaded.
+	BatchLate Duration `yaml:"batch_late"`
+}
+
 // Tokenizer configures the keyed hash used for PCI columns.
 type Tokenizer struct {
 	KeyID string    `yaml:"key_id"`
@@ -192,10 +207,22 @@ type Tokenizer struct {
 
 // Environment is the set of targets one deployment uses.
 type Environment struct {
-	ObjectStore ObjectStore `yaml:"object_store"`
-	Warehouse   Warehouse   `yaml:"warehouse"`
-	Kafka       Kafka       `yaml:"kafka"`
-	Airflow     Airflow     `yaml:"airflow"`
+	ObjectStore ObjectStore       `yaml:"object_store"`
+	Warehouse   Warehouse         `yaml:"warehouse"`
+	Kafka       Kafka             `yaml:"kafka"`
+	Airflow     Airflow           `yaml:"airflow"`
+	Monitoring  MonitoringTargets `yaml:"monitoring"`
+}
+
+// MonitoringTargets are an environment's monitoring endpoints. Both are optional: without
+// a Pushgateway the tasks push no metrics, without an Alertmanager the Airflow callbacks
+// only log.
+type MonitoringTargets struct {
+	// Pushgateway is where tasks push the result of each run (rows, duration, the
+	// window they finished, their exit code).
+	Pushgateway string `yaml:"pushgateway_url"`
+	// Alertmanager receives the alerts Airflow's callbacks raise.
+	Alertmanager string `yaml:"alertmanager_url"`
 }
 
 // ObjectStore is where landed files go: a directory or an S3 bucket.

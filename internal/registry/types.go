@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -95,6 +96,49 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // MarshalYAML writes the duration string.
 func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// ByteSize is a number of bytes written with a binary unit in shards.yaml: "512MiB",
+// "50GiB", "1TiB" (or a plain number of bytes).
+type ByteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	n      int64
+}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+
+// UnmarshalYAML reads "50GiB".
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	bad := fmt.Errorf("line %d: %q is not a size (like \"50GiB\" or \"512MiB\")", n.Line, n.Value)
+	if n.Kind != yaml.ScalarNode {
+		return bad
+	}
+	v, mult := strings.TrimSpace(n.Value), int64(1)
+	for _, u := range byteUnits {
+		if strings.HasSuffix(v, u.suffix) {
+			v, mult = strings.TrimSpace(strings.TrimSuffix(v, u.suffix)), u.n
+			break
+		}
+	}
+	x, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || x < 0 || x > math.MaxInt64/mult {
+		return bad
+	}
+	*b = ByteSize(x * mult)
+	return nil
+}
+
+// String writes the size with the largest unit that divides it.
+func (b ByteSize) String() string {
+	for _, u := range byteUnits {
+		if b != 0 && int64(b)%u.n == 0 {
+			return fmt.Sprintf("%d%s", int64(b)/u.n, u.suffix)
+		}
+	}
+	return "0B"
+}
+
+// MarshalYAML writes "50GiB".
+func (b ByteSize) MarshalYAML() (any, error) { return b.String(), nil }
 
 // ClockTime is a time of day in UTC, written "HH:MM".
 type ClockTime struct{ Hour, Minute int }

@@ -3,10 +3,14 @@ package registry
 import (
 	"fmt"
 	"maps"
+	"net/url"
 	"regexp"
 	"slices"
 	"time"
 )
+
+// DefaultRunbooks is monitoring.runbooks when shards.yaml does not set it.
+const DefaultRunbooks = "https://github.com/shopsphere/shardflow/blob/main/docs/runbooks"
 
 // Default returns a registry holding the defaults for every optional field. Parse
 // decodes the file over it, so a default applies only where a field is absent.
@@ -23,6 +27,12 @@ func Default() *Registry {
 			CDCFreshness:   Duration{10 * time.Minute},
 			FinanceReadyBy: ClockTime{6, 0},
 			FinanceAlertAt: ClockTime{5, 0},
+		},
+		Monitoring: Monitoring{
+			Runbooks:        DefaultRunbooks,
+			AlertAfter:      Duration{5 * time.Minute},
+			SlotRetainedWAL: 50 << 30,
+			BatchLate:       Duration{2 * time.Hour},
 		},
 	}
 }
@@ -372,6 +382,18 @@ func (r *Registry) validateSettings(errs *Errors) {
 	if r.SLA.FinanceAlertAt.Minutes() >= r.SLA.FinanceReadyBy.Minutes() {
 		errs.add("sla.finance_alert_at", 0, "%s must be before finance_ready_by %s", r.SLA.FinanceAlertAt, r.SLA.FinanceReadyBy)
 	}
+	if u, err := url.Parse(r.Monitoring.Runbooks); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		errs.add("monitoring.runbooks", 0, "%q is not an http(s) URL (the base URL of docs/runbooks)", r.Monitoring.Runbooks)
+	}
+	if r.Monitoring.AlertAfter.Duration < 0 {
+		errs.add("monitoring.alert_after", 0, "must not be negative")
+	}
+	if r.Monitoring.SlotRetainedWAL <= 0 {
+		errs.add("monitoring.slot_retained_wal", 0, "must be positive")
+	}
+	if r.Monitoring.BatchLate.Duration <= r.Extract.Window.Duration {
+		errs.add("monitoring.batch_late", 0, "%s must be longer than extract.window %s (the latest loaded window ends up to a window ago when all is well)", r.Monitoring.BatchLate, r.Extract.Window)
+	}
 	if !keyIDPattern.MatchString(r.Tokenizer.KeyID) {
 		errs.add("tokenizer.key_id", 0, "%q is not a key id (1-16 lowercase letters and digits)", r.Tokenizer.KeyID)
 	}
@@ -385,6 +407,11 @@ func (r *Registry) validateSettings(errs *Errors) {
 		if e == nil {
 			errs.add(p, 0, "empty environment")
 			continue
+		}
+		for field, v := range map[string]string{"pushgateway_url": e.Monitoring.Pushgateway, "alertmanager_url": e.Monitoring.Alertmanager} {
+			if u, err := url.Parse(v); v != "" && (err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "") {
+				errs.add(p+".monitoring."+field, 0, "%q is not an http(s) URL", v)
+			}
 		}
 		switch e.ObjectStore.Kind {
 		case "dir":
