@@ -19,6 +19,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/dq"
 	"github.com/shopsphere/shardflow/internal/exitcode"
+	"github.com/shopsphere/shardflow/internal/metrics"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/window"
 )
@@ -68,11 +69,17 @@ flags:
 
 func main() {
 	command.Main("dq", func(ctx context.Context, env map[string]string) error {
-		return run(ctx, os.Args[1:], env, os.Stdout, os.Stderr)
+		var m metrics.Run
+		gateway := ""
+		err := run(ctx, os.Args[1:], env, os.Stdout, os.Stderr, func(gw string, r metrics.Run) { gateway, m = gw, r })
+		m.Err = err
+		metrics.Report(ctx, env, gateway, m, os.Stderr)
+		return err
 	})
 }
 
-func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
+// run checks; report receives the run's results to push (metrics.Report).
+func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer, report func(gateway string, r metrics.Run)) error {
 	fs := command.NewFlagSet("dq", stderr, func(fs *flag.FlagSet) { fmt.Fprint(stderr, help); fs.PrintDefaults() })
 	shards := fs.String("shard", "", "comma-separated shard ids (default: every shard in shards.yaml)")
 	tables := fs.String("table", "", "comma-separated tables (default: every table)")
@@ -149,8 +156,39 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	if err := deps.warehouse.WriteResults(ctx, rep.Results); err != nil {
 		return exitcode.Wrap(exitcode.Retryable, err)
 	}
+	scope := *shards
+	if scope == "" {
+		scope = "fleet"
+	}
 	rep.Summary(stdout)
-	return verdict(rep)
+	err = verdict(rep)
+	report(target.Monitoring.Pushgateway, metrics.Run{Fleet: reg.Fleet, Job: "dq", Scope: scope, Err: err, Extra: resultSamples(rep)})
+	return err
+}
+
+// resultSamples counts the results by shard, check and status, and the failed PCI leak
+// checks by where they looked.
+func resultSamples(rep *dq.Report) []metrics.Sample {
+	counts := map[[3]string]float64{}
+	leaks := map[string]float64{"warehouse": 0, "files": 0}
+	for _, r := range rep.Results {
+		counts[[3]string{r.Shard, r.Check, string(r.Status)}]++
+		if r.Status == dq.Fail && r.Check == dq.CheckPCIWarehouse {
+			leaks["warehouse"]++
+		}
+		if r.Status == dq.Fail && r.Check == dq.CheckPCIFiles {
+			leaks["files"]++
+		}
+	}
+	var out []metrics.Sample
+	for k, n := range counts {
+		out = append(out, metrics.Sample{Family: metrics.DQResults, Value: n,
+			Labels: map[string]string{"shard": k[0], "check": k[1], "status": k[2]}})
+	}
+	for where, n := range leaks {
+		out = append(out, metrics.Sample{Family: metrics.PCILeaks, Value: n, Labels: map[string]string{"where": where}})
+	}
+	return out
 }
 
 // verdict maps the results to the exit code: a FAIL other than an unreachable shard is

@@ -17,6 +17,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/fleet/fleettest"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/load/loadtest"
+	"github.com/shopsphere/shardflow/internal/metrics"
 	objdir "github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/tokenize"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
@@ -92,7 +93,7 @@ func TestDQEndToEnd(t *testing.T) {
 	load()
 	dq := func(args ...string) (int, string) {
 		var out, errb bytes.Buffer
-		err := run(ctx, args, env, &out, &errb)
+		err := run(ctx, args, env, &out, &errb, func(string, metrics.Run) {})
 		return exitcode.Of(err), out.String() + errb.String()
 	}
 	where := []string{"--window", "2026-03-10T10:00Z", "--table", "orders,payments"}

@@ -20,6 +20,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/command"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/extract"
+	"github.com/shopsphere/shardflow/internal/metrics"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/window"
 )
@@ -62,8 +63,18 @@ flags:
 
 func main() {
 	command.Main("extract-window", func(ctx context.Context, env map[string]string) error {
-		return run(ctx, os.Args[1:], env, os.Stdout, os.Stderr)
+		var m metricsRun
+		err := run(ctx, os.Args[1:], env, os.Stdout, os.Stderr, &m)
+		m.Err = err
+		metrics.Report(ctx, env, m.gateway, m.Run, os.Stderr)
+		return err
 	})
+}
+
+// metricsRun is what a run pushes (metrics.Report), and where.
+type metricsRun struct {
+	metrics.Run
+	gateway string
 }
 
 type options struct {
@@ -72,7 +83,7 @@ type options struct {
 	dryRun             bool
 }
 
-func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer, m *metricsRun) error {
 	fs := command.NewFlagSet("extract-window", stderr, func(fs *flag.FlagSet) { fmt.Fprint(stderr, help); fs.PrintDefaults() })
 	var o options
 	fs.StringVar(&o.shard, "shard", "", "shard id, as in shards.yaml (required)")
@@ -95,6 +106,10 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	job, err := jobOf(o, reg)
 	if err != nil {
 		return exitcode.Wrap(exitcode.Usage, err)
+	}
+	if !o.dryRun {
+		m.Run = metrics.Run{Fleet: reg.Fleet, Job: "extract-window", Shard: job.Shard, Table: job.Table}
+		m.gateway = sel.Env.Monitoring.Pushgateway
 	}
 	shard, _ := reg.Shard(job.Shard)
 	dsn := env[shard.Connection.Extract.Env]
@@ -134,6 +149,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	if err != nil {
 		return err
 	}
+	m.WindowEnd, m.Rows, m.Duration = job.Window.End, res.Manifest.Rows, res.Duration
 	fmt.Fprintf(stdout, "landed %s: %d rows (%d scanned, %d not owned), checksum %s, %d bytes, %s\n",
 		res.DataKey, res.Manifest.Rows, res.Scanned, res.Unowned, res.Manifest.Checksum, res.Manifest.DataBytes, res.Duration.Round(time.Millisecond))
 	return nil

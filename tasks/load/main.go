@@ -16,6 +16,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/load"
+	"github.com/shopsphere/shardflow/internal/metrics"
 	"github.com/shopsphere/shardflow/internal/objstore/backend"
 	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
@@ -57,7 +58,13 @@ flags:
 
 func main() {
 	command.Main("load", func(ctx context.Context, env map[string]string) error {
-		return run(ctx, os.Args[1:], env, os.Stdout, os.Stderr)
+		var runs []metrics.Run
+		gateway := ""
+		err := run(ctx, os.Args[1:], env, os.Stdout, os.Stderr, func(gw string, r metrics.Run) { gateway = gw; runs = append(runs, r) })
+		for _, r := range runs {
+			metrics.Report(ctx, env, gateway, r, os.Stderr)
+		}
+		return err
 	})
 }
 
@@ -119,7 +126,8 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	return &o, nil
 }
 
-func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
+// run loads; report receives, for each shard it loaded, what to push (metrics.Report).
+func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer, report func(gateway string, r metrics.Run)) error {
 	o, err := parseArgs(args, stderr)
 	if err != nil {
 		return err
@@ -169,10 +177,28 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 			f.Since = time.Now().Add(-o.since)
 		}
 		sums, err = l.LoadAll(ctx, f)
+		// one group per shard and source: the CDC micro-batch's loads and a catch-up of
+		// batch files are told apart (job load-cdc, load-batch, load-all)
+		source := o.source
+		if source == "" {
+			source = "all"
+		}
+		for _, s := range sums {
+			var serr error
+			if s.Failed > 0 {
+				serr = exitcode.Errorf(exitcode.Permanent, "%d files failed", s.Failed)
+			}
+			report(target.Monitoring.Pushgateway, metrics.Run{Fleet: reg.Fleet, Job: "load-" + source, Shard: s.Shard, Table: o.table, Err: serr})
+		}
 	} else {
 		var s load.Summary
 		s, err = l.LoadWindow(ctx, o.table, o.shard, window.Window{Start: o.start, End: o.end})
 		sums = []load.Summary{s}
+		r := metrics.Run{Fleet: reg.Fleet, Job: "load", Shard: o.shard, Table: o.table, Err: err, Rows: s.Rows, Duration: time.Since(began)}
+		if err == nil {
+			r.WindowEnd = o.end
+		}
+		report(target.Monitoring.Pushgateway, r)
 	}
 	var total load.Summary
 	for _, s := range sums {

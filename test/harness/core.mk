@@ -5,7 +5,7 @@
 DEPS_TARGETS += deps-apt deps-go deps-uv
 
 .PHONY: deps-apt deps-go deps-uv test-go test-go-unit test-go-integration
-deps-apt: ## install PostgreSQL from Debian if missing
+deps-apt: ## install PostgreSQL, Prometheus, Alertmanager and the Pushgateway from Debian if missing
 	@bash test/harness/deps-apt.sh
 
 deps-go: ## download Go modules
