@@ -24,8 +24,8 @@ include $(sort $(wildcard test/harness/*.mk))
 #   integration  Go packages whose tests start real services (PostgreSQL, Kafka + Connect,
 #                versitygw, fakesnow); test/harness/go-packages.sh splits ./... in two
 #   e2e          the pipeline end to end: the batch demo, dbt on its fixture, CDC, Airflow
-TEST_LINT        := lint lint-dags lint-seeds
-TEST_UNIT        := test-go-unit test-dags
+TEST_LINT        := lint lint-dags lint-seeds lint-monitoring
+TEST_UNIT        := test-go-unit test-monitoring-rules test-dags
 TEST_INTEGRATION := test-go-integration
 TEST_E2E         := test-demo test-dbt test-cdc test-airflow-e2e
 

@@ -12,7 +12,8 @@ cd "$(dirname "$0")/../.."
 stage=${1:-}
 module=$(go list -m)
 harnesses="internal/fleet/fleettest internal/cdc/cdctest internal/objstore/s3/s3test
-  internal/warehouse/snowflake/snowflaketest internal/airflow/airflowtest"
+  internal/warehouse/snowflake/snowflaketest internal/airflow/airflowtest
+  internal/metrics/promtest"
 
 integration=$(go list -test -f '{{if .ForTest}}{{.ForTest}} {{join .Deps " "}}{{end}}' ./... |
   awk -v module="$module" -v harnesses="$harnesses" '
