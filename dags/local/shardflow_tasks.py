@@ -18,6 +18,8 @@ import json
 import logging
 import os
 import subprocess
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,14 +39,6 @@ REPO = Path(os.environ.get("SHARDFLOW_REPO") or Path(__file__).resolve().parents
 # environments.local.warehouse.path, relative to the repository unless absolute.
 WAREHOUSE = "var/warehouse.duckdb"
 WRITERS = {"load", "dq", "dbt"}
-
-DEFAULT_ARGS = {
-    "owner": "shardflow",
-    "retries": 3,
-    "retry_delay": timedelta(seconds=60),
-    "retry_exponential_backoff": 2.0,
-    "max_retry_delay": timedelta(seconds=900),
-}
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +150,8 @@ def task(
     task touches: the k8s target picks secrets and labels by them, this target needs none."""
     if command in WRITERS:
         kwargs.setdefault("pool", WRITER_POOL)
+    kwargs.setdefault("doc_md", task_doc(command, shards, table))
+    kwargs.setdefault("on_failure_callback", failure_alert(shards))
     return ShardflowTask(task_id=task_id, command=command, arguments=arguments, **kwargs)
 
 
@@ -164,6 +160,7 @@ def dbt(
 ) -> BaseOperator:
     """dbt with the project's profile; code_version is added to the (templated) vars."""
     kwargs.setdefault("pool", WRITER_POOL)
+    kwargs.setdefault("doc_md", task_doc("dbt", (), None))
     return ShardflowTask(
         task_id=task_id, command="dbt", arguments=arguments, dbt_vars=dbt_vars, **kwargs
     )
@@ -246,13 +243,190 @@ def _run_id(context: Any) -> str:
 
 
 def finance_deadline_missed(context: Any = None, **kwargs: Any) -> None:
-    """Deadline alert of the finance DAG: the day's finance run is not done at alert_at."""
+    """Deadline alert of the finance DAG: the day's finance run is not done at alert_at.
+    Logged, and posted to Alertmanager."""
+    run = _run_id(context)
     log.error(
         "finance run %s of %s not done at %s UTC (ready by %s UTC): the wait_<shard> sensors "
         "still running name the shards not complete through midnight; "
         "docs/runbooks/shard-down.md",
-        _run_id(context),
+        run,
         FLEET,
         kwargs.get("alert_at"),
         kwargs.get("ready_by"),
     )
+    post_alert(
+        "ShardflowFinanceDeadline",
+        {"run_id": run},
+        f"finance run {run} of {FLEET} not done at {kwargs.get('alert_at')} UTC "
+        f"(due {kwargs.get('ready_by')} UTC)",
+        "The wait_<shard> sensors still running name the shards not complete through "
+        "midnight UTC; once their hourly groups succeed the run goes on by itself.",
+    )
+
+
+# Monitoring (docs/monitoring.md). Callbacks post to Alertmanager and the finance build
+# pushes the day it published to the Pushgateway; SHARDFLOW_ALERTMANAGER_URL and
+# SHARDFLOW_PUSHGATEWAY_URL on the worker override environments.local.monitoring.
+# Neither ever fails a task: an alert or metric that cannot be sent is logged.
+ALERTMANAGER_URL = ""
+PUSHGATEWAY_URL = ""
+RUNBOOKS = "https://github.com/shopsphere/shardflow/blob/main/docs/runbooks"
+FINANCE_READY_DAY = "shardflow_finance_ready_day_timestamp_seconds"
+# how long a posted alert stays active in Alertmanager (it has no condition to clear)
+ALERT_HOURS = 4
+
+# what each command does and the runbook of its failures, for the tasks' doc_md
+COMMAND_DOCS = {
+    "extract-window": (
+        "Lands one closed window of one table of one shard as Parquet files and a manifest.",
+        "window-not-closed.md",
+    ),
+    "load": (
+        "Loads landed files into the warehouse's raw tables, each file once.",
+        "shard-down.md",
+    ),
+    "dq": (
+        "Checks what was loaded against the source: completeness, duplicates, ownership, "
+        "PCI leaks, freshness; results in dq.dq_results.",
+        "dq-failure.md",
+    ),
+    "tokenize": (
+        "Lands every shard's CDC topics up to their end offsets as offset-range files.",
+        "cdc-lag.md",
+    ),
+    "dbt": ("Builds the dbt models from the raw tables.", "alerts.md#shardflowairflowtaskfailed"),
+}
+EXIT_CODES = (
+    "Exit 75 (a shard or the warehouse unreachable, a window not closed yet) is retried "
+    "with backoff; 3 (a check failed), 4 (the shard's schema drifted from shards.yaml), "
+    "2 (usage) and 1 fail at once and post ShardflowAirflowTaskFailed to Alertmanager."
+)
+
+
+def _monitoring_url(variable: str, configured: str) -> str:
+    return os.environ.get(variable, configured).rstrip("/")
+
+
+def task_doc(command: str, shards: Sequence[str], table: str | None) -> str:
+    """The task's documentation in the Airflow UI: what it does, what a failure means,
+    where the runbook is."""
+    what, runbook = COMMAND_DOCS[command]
+    scope = f"shard {shards[0]}" if len(shards) == 1 else "every shard"
+    if table:
+        scope += f", table {table}"
+    if command == "dbt":
+        scope = "the warehouse"
+    return (
+        f"**{command}** ({scope})\n\n{what}\n\n**When it fails:** {EXIT_CODES}\n\n"
+        f"Runbook: [{runbook}]({RUNBOOKS}/{runbook})"
+    )
+
+
+def post_alert(name: str, labels: dict[str, str], summary: str, description: str) -> bool:
+    """Posts one alert to Alertmanager's v2 API, active for ALERT_HOURS, with the fleet,
+    a critical severity and the runbook link of its section in runbooks/alerts.md."""
+    url = _monitoring_url("SHARDFLOW_ALERTMANAGER_URL", ALERTMANAGER_URL)
+    if not url:
+        return False
+    now = datetime.now(UTC)
+    alert = {
+        "labels": {"alertname": name, "fleet": FLEET, "severity": "critical", **labels},
+        "annotations": {
+            "summary": summary,
+            "description": description,
+            "runbook_url": f"{RUNBOOKS}/alerts.md#{name.lower()}",
+        },
+        "startsAt": now.isoformat(),
+        "endsAt": (now + timedelta(hours=ALERT_HOURS)).isoformat(),
+    }
+    req = urllib.request.Request(
+        f"{url}/api/v2/alerts",
+        data=json.dumps([alert]).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            resp.read()
+    except (OSError, ValueError) as e:
+        log.error("alert %s not posted to %s: %s", name, url, e)
+        return False
+    return True
+
+
+def task_failed(context: Any, shard: str = "") -> None:
+    """on_failure_callback of every task (DEFAULT_ARGS; failure_alert for one shard's): it
+    failed for good (an exit code that is not retried, or its retries spent). Posted with
+    the DAG, the task and the shard when the task is one shard's."""
+    ti = context.get("ti") or context.get("task_instance")
+    dag_id, task_id = str(getattr(ti, "dag_id", "?")), str(getattr(ti, "task_id", "?"))
+    run_id = str(getattr(ti, "run_id", "?"))
+    labels = {"dag_id": dag_id, "task_id": task_id}
+    if shard:
+        labels["shard"] = shard
+    # the exception's first line only: our tasks' errors name exit codes, never data
+    exc = str(context.get("exception") or "").splitlines()
+    reason = exc[0][:300] if exc else "no exception recorded"
+    post_alert(
+        "ShardflowAirflowTaskFailed",
+        labels,
+        f"{dag_id}.{task_id} failed in run {run_id}",
+        f"{reason}. Its log in Airflow says why; `shardctl rerun` clears it after the fix.",
+    )
+
+
+def failure_alert(shards: Sequence[str]) -> Callable[..., None]:
+    """The on_failure_callback of a task that touches shards: task_failed, naming the
+    shard when there is one."""
+    shard = shards[0] if len(shards) == 1 else ""
+
+    def callback(context: Any) -> None:
+        task_failed(context, shard)
+
+    return callback
+
+
+def finance_published(context: Any) -> None:
+    """on_success_callback of the finance build: pushes the UTC day it published (the
+    run's data interval start) to the Pushgateway for the ShardflowFinanceLate rule. The
+    value never moves back: a rerun of an older day leaves the newest."""
+    url = _monitoring_url("SHARDFLOW_PUSHGATEWAY_URL", PUSHGATEWAY_URL)
+    start = context.get("data_interval_start")
+    if not url or start is None:
+        return
+    day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    value = max(int(day.timestamp()), _pushed_finance_day(url))
+    group = f"{url}/metrics/job/finance/fleet/{urllib.parse.quote(FLEET, safe='')}"
+    body = f"# TYPE {FINANCE_READY_DAY} gauge\n{FINANCE_READY_DAY} {value}\n"
+    req = urllib.request.Request(group, data=body.encode(), method="POST")
+    req.add_header("Content-Type", "text/plain; version=0.0.4")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            resp.read()
+    except (OSError, ValueError) as e:
+        log.error("finance day not pushed to %s: %s", url, e)
+
+
+def _pushed_finance_day(url: str) -> int:
+    """The finance day already in the Pushgateway's group of this fleet (0: none)."""
+    try:
+        with urllib.request.urlopen(f"{url}/api/v1/metrics", timeout=10) as resp:
+            groups = json.load(resp).get("data") or []
+    except (OSError, ValueError):
+        return 0
+    for g in groups:
+        if g.get("labels") == {"job": "finance", "fleet": FLEET} and FINANCE_READY_DAY in g:
+            for m in g[FINANCE_READY_DAY].get("metrics") or []:
+                return int(float(m.get("value", 0)))
+    return 0
+
+
+DEFAULT_ARGS = {
+    "owner": "shardflow",
+    "retries": 3,
+    "retry_delay": timedelta(seconds=60),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(seconds=900),
+    "on_failure_callback": task_failed,
+}

@@ -125,6 +125,9 @@ type spec struct {
 	DBTSecret   string      // k8s: secret with the dbt profile's Snowflake variables
 	DAG         map[string]string
 	MaxBackfill int
+	// Runbooks is monitoring.runbooks; Alertmanager and Pushgateway the environment's
+	// monitoring targets ("": the callbacks only log, nothing is pushed).
+	Runbooks, Alertmanager, Pushgateway string
 }
 
 type shardSpec struct {
@@ -248,6 +251,7 @@ func specOf(r *registry.Registry, env, cron string, opt Options) (*spec, error) 
 		CDCBudget: r.SLA.CDCFreshness.Duration, AlertAt: r.SLA.FinanceAlertAt, ReadyBy: r.SLA.FinanceReadyBy,
 		Options: opt, Warehouse: e.Warehouse.Path, Image: e.Airflow.Image, Namespace: e.Airflow.Namespace,
 		DAG: map[string]string{}, MaxBackfill: MaxBackfillWindows,
+		Runbooks: r.Monitoring.Runbooks, Alertmanager: e.Monitoring.Alertmanager, Pushgateway: e.Monitoring.Pushgateway,
 	}
 	// A micro-batch every half of the freshness budget: a change waits at most one
 	// interval for the next run, and the run has the other half to land and load it.

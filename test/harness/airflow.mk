@@ -24,7 +24,7 @@ lint-dags: deps-airflow build ## dags/ up to date with shards.yaml, the DAGs and
 	$(AIRFLOW_VENV)/bin/ruff check --config dags/ruff.toml dags py/airflow/tests
 	$(AIRFLOW_VENV)/bin/ruff format --check --config dags/ruff.toml dags py/airflow/tests
 
-test-dags: deps-airflow ## DagBag without import errors, task graphs, KPO pod specs, the local target's exit codes (pytest)
+test-dags: deps-airflow deps-apt ## DagBag without import errors, task graphs, KPO pod specs, the local target's exit codes (pytest)
 	$(AIRFLOW_VENV)/bin/pytest -q -p no:cacheprovider py/airflow/tests
 
 test-airflow-e2e: deps-airflow deps-dbt deps-cdc deps-apt build ## every local DAG run on a real Airflow, fleet and CDC stack (about 10 minutes)
