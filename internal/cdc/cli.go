@@ -50,9 +50,16 @@ manifest; the group's offsets are committed only after a file's manifest is stor
 
 Environment: SHARDFLOW_REGISTRY, SHARDFLOW_ENV, the tokenizer key variable named in
 shards.yaml (SHARDFLOW_TOKEN_KEY); while a move is pending, the extract DSN variables of
-its shards (their fence rows judge its changes, docs/decisions/0017). Prints one line per shard. Exit codes: 0 done,
-2 usage, 3 a poison event (drop-policy column, wrong bucket), 4 schema drift,
-75 Kafka or the object store unreachable (retry). docs/cdc.md.
+its shards (their fence rows judge its changes, docs/decisions/0017). Prints one line per shard.
+
+A poison event (it does not decode, carries a column shards.yaml does not declare or
+declares drop, or has the wrong bucket) stops its partition there: the records before it
+land, the event is recorded as a quarantine under quarantine/cdc/ in the object store
+(topic, partition, offset, the reason; never its values), and the other partitions and
+shards go on. It does not fail the run; 'shardctl quarantine' lists and releases it.
+
+Exit codes: 0 done (quarantines included), 2 usage, 3 or 4 a partition that failed
+otherwise, 75 Kafka or the object store unreachable (retry). docs/cdc.md.
 `
 
 // Command runs `tokenize cdc`. env is the process environment (read by main).
@@ -119,11 +126,22 @@ func Command(ctx context.Context, args []string, env map[string]string, stdout, 
 	var rows int64
 	for _, s := range sums {
 		status := "ok"
-		if s.Err != nil {
+		switch {
+		case s.Err != nil:
 			status = fmt.Sprintf("FAILED (exit %d)", exitcode.Of(s.Err))
+		case len(s.Quarantined) > 0:
+			status = "QUARANTINED"
 		}
-		fmt.Fprintf(stdout, "shard %s: %d files (%d adopted), %d records, %d rows, %d unowned: %s\n",
-			s.Shard, s.Files, s.Adopted, s.Records, s.Rows, s.Unowned, status)
+		skipped := ""
+		if s.SkippedByDecision > 0 {
+			skipped = fmt.Sprintf(", %d skipped by decision", s.SkippedByDecision)
+		}
+		fmt.Fprintf(stdout, "shard %s: %d files (%d adopted), %d records, %d rows, %d unowned%s: %s\n",
+			s.Shard, s.Files, s.Adopted, s.Records, s.Rows, s.Unowned, skipped, status)
+		for _, q := range s.Quarantined {
+			fmt.Fprintf(stdout, "  quarantined: table %s, %s partition %d stops at offset %d (exit %d): %s; see `shardctl quarantine list`\n",
+				q.Table, q.Topic, q.Partition, q.Offset, q.ExitCode, q.Reason)
+		}
 		files += s.Files
 		rows += s.Rows
 	}

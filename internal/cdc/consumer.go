@@ -79,7 +79,12 @@ type Summary struct {
 	Records int64 // Kafka records consumed into files
 	Rows    int64 // rows landed
 	Unowned int64 // changes dropped: the shard did not own the bucket at the change's instant
-	Err     error // the first error of this shard's partitions (the others went on)
+	// Quarantined are the shard's partitions stopped at a poison event; they do not
+	// fail the run (Err), so the other shards' loading goes on.
+	Quarantined []Quarantine
+	// SkippedByDecision counts events dropped by an operator's skip decision.
+	SkippedByDecision int
+	Err               error // the first error of this shard's partitions (the others went on)
 }
 
 // configured is a copy of c with the defaults filled in, or the reason c cannot run.
@@ -141,6 +146,10 @@ func (c *Consumer) Run(ctx context.Context, bounded bool) ([]Summary, error) {
 // MaxRetryBackoff caps the wait before a follow-mode partition retries a retryable
 // failure (the waits double from 1s).
 const MaxRetryBackoff = time.Minute
+
+// QuarantineRecheck is how often a follow-mode consumer looks whether a quarantined
+// partition was released.
+const QuarantineRecheck = 30 * time.Second
 
 // ShutdownGrace is how long a file being landed and its offset commit may take once
 // the consumer was told to stop.

@@ -15,11 +15,14 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopsphere/shardflow/internal/cdc"
 	"github.com/shopsphere/shardflow/internal/cdc/cdctest"
+	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/metrics"
 	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
@@ -286,30 +289,168 @@ func TestCrashBeforeCommit(t *testing.T) {
 	}
 }
 
-// TestShardIsolation: a poison record (a drop-policy column in the event) stops its own
-// partition; the other shard's partition lands, and the error names the shard.
-func TestShardIsolation(t *testing.T) {
+// TestPoisonEventQuarantined: a poison event on one shard (a drop-policy column in the
+// event) quarantines its partition at its offset: the records before it land, nothing
+// after it does, the run succeeds and the other shard keeps landing, run after run. A
+// retry of the still-poison event quarantines it again; a skip decision lands every
+// record after it and never the event itself. The exporter reports the quarantine.
+func TestPoisonEventQuarantined(t *testing.T) {
 	stack := cdctest.Start(t)
 	reg := loadRegistry(t)
 	lake := t.TempDir()
-	bad := paymentEvent(reg, "c", 1, customerOn(t, reg, "s00", 0), 1, 1)
+	store := dir.Store{Root: lake}
+	ctx := context.Background()
+	t00, t01 := "shardflow.s00.public.payments", "shardflow.s01.public.payments"
+	c00, c01 := customerOn(t, reg, "s00", 0), customerOn(t, reg, "s01", 0)
+	good := func(shard string, from, n int) [][]byte {
+		cust := c00
+		if shard == "s01" {
+			cust = c01
+		}
+		var out [][]byte
+		for i := from; i < from+n; i++ {
+			out = append(out, paymentEvent(reg, "c", i, cust, 1, int64(i)))
+		}
+		return out
+	}
+	bad := paymentEvent(reg, "c", 99, c00, 1, 99)
 	var env map[string]any
 	_ = json.Unmarshal(bad, &env)
-	env["after"].(map[string]any)["card_cvv"] = "999"
+	env["after"].(map[string]any)["card_cvv"] = "987"
 	bad, _ = json.Marshal(env)
-	produce(t, stack.Brokers, "shardflow.s00.public.payments", bad)
-	produce(t, stack.Brokers, "shardflow.s01.public.payments", paymentEvent(reg, "c", 2, customerOn(t, reg, "s01", 0), 1, 2))
+	// s00: offsets 0-4 good, 5 poison, 6-7 good; s01: 0-3 good
+	produce(t, stack.Brokers, t00, append(append(good("s00", 0, 5), bad), good("s00", 5, 2)...)...)
+	produce(t, stack.Brokers, t01, good("s01", 100, 4)...)
 	c := newConsumer(t, reg, stack.Brokers, lake)
-	sums, err := c.Run(context.Background(), true)
-	if !errors.Is(err, cdc.ErrDroppedColumn) || !strings.Contains(err.Error(), "shard s00") || strings.Contains(err.Error(), "999") {
-		t.Fatalf("err %v, want the dropped column named for shard s00 (without its value)", err)
+	run := func(step string) map[string]cdc.Summary {
+		t.Helper()
+		sums, err := c.Run(ctx, true)
+		if err != nil {
+			t.Fatalf("%s: run failed (a quarantine must not fail it): %v", step, err)
+		}
+		out := map[string]cdc.Summary{}
+		for _, s := range sums {
+			out[s.Shard] = s
+		}
+		return out
 	}
-	got := map[string]int{}
-	for _, s := range sums {
-		got[s.Shard] = s.Files
+	files := func(shard string) string {
+		var fs []fileRange
+		for _, f := range landedFiles(t, lake, "payments") {
+			if strings.Contains(f.key, "shard="+shard+"/") {
+				fs = append(fs, f)
+			}
+		}
+		return ranges(fs)
 	}
-	if got["s01"] != 1 || got["s00"] != 0 {
-		t.Fatalf("files by shard %v, want s01:1 s00:0", got)
+	quarantined := func(step string, wantOffset int64) {
+		t.Helper()
+		qs, err := cdc.Quarantines(ctx, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(qs) != 1 || qs[0].Topic != t00 || qs[0].Partition != 0 || qs[0].Offset != wantOffset || qs[0].Shard != "s00" ||
+			qs[0].Table != "payments" || qs[0].ExitCode != 3 || !strings.Contains(qs[0].Reason, "card_cvv") {
+			t.Fatalf("%s: quarantines %+v, want s00's payments partition 0 at offset %d, exit 3, naming card_cvv", step, qs, wantOffset)
+		}
+		if strings.Contains(qs[0].Reason, "987") {
+			t.Fatalf("%s: the quarantine holds the dropped value", step)
+		}
+	}
+
+	// 1. The records before the poison event land, the event and those after it wait; s01 lands.
+	sums := run("first run")
+	if s := sums["s00"]; len(s.Quarantined) != 1 || s.Quarantined[0].Offset != 5 || s.Rows != 5 {
+		t.Fatalf("s00 %+v, want 5 rows landed and a quarantine at offset 5", s)
+	}
+	if got := files("s00"); got != "0-4" {
+		t.Fatalf("s00 files %s, want 0-4 (cut before the poison event)", got)
+	}
+	if got := files("s01"); got != "0-3" {
+		t.Fatalf("s01 files %s, want 0-3", got)
+	}
+	quarantined("first run", 5)
+
+	// The exporter reports it for the alert.
+	ex := &metrics.Exporter{Registry: reg, Store: store}
+	preg := prometheus.NewRegistry()
+	preg.MustRegister(ex)
+	mfs, err := preg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reported []string
+	for _, mf := range mfs {
+		if mf.GetName() != metrics.Quarantined {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var ls []string
+			for _, l := range m.GetLabel() {
+				ls = append(ls, l.GetName()+"="+l.GetValue())
+			}
+			reported = append(reported, strings.Join(ls, ","))
+		}
+	}
+	want := "fleet=" + reg.Fleet + ",offset=5,partition=0,shard=s00,table=payments,topic=" + t00
+	if len(reported) != 1 || reported[0] != want {
+		t.Fatalf("exporter reports %v, want [%s]", reported, want)
+	}
+
+	// 2. More traffic: s01 keeps landing; s00 lands nothing past its quarantine.
+	produce(t, stack.Brokers, t00, good("s00", 7, 2)...)
+	produce(t, stack.Brokers, t01, good("s01", 104, 2)...)
+	sums = run("second run")
+	if got := files("s01"); got != "0-3,4-5" {
+		t.Fatalf("s01 files %s, want 0-3,4-5: a quarantine on s00 holds s01 back", got)
+	}
+	if got := files("s00"); got != "0-4" || len(sums["s00"].Quarantined) != 1 {
+		t.Fatalf("s00 files %s (summary %+v), want still 0-4 and quarantined: nothing after a poison event lands", got, sums["s00"])
+	}
+
+	// 3. A release must name the quarantined event; a retry of a still-poison event
+	// quarantines it again at the same offset.
+	if _, err := cdc.Release(ctx, store, t00, 0, 6, cdc.Decision{Action: cdc.Retry, Reason: "r", By: "test"}); exitcode.Of(err) != exitcode.Usage {
+		t.Fatalf("release of another offset: %v, want a usage error", err)
+	}
+	if _, err := cdc.Release(ctx, store, t00, 0, 5, cdc.Decision{Action: cdc.Retry, Reason: "connector fixed", By: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	run("after retry")
+	quarantined("after retry", 5)
+	if got := files("s00"); got != "0-4" {
+		t.Fatalf("s00 files %s after a retry of a poison event, want 0-4", got)
+	}
+
+	// 4. Skip, by a recorded decision: everything after the event lands, the event never.
+	if _, err := cdc.Release(ctx, store, t00, 0, 5, cdc.Decision{Action: cdc.Skip, Reason: "CVV sent by a misconfigured connector, INC-1", By: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	sums = run("after skip")
+	if got := files("s00"); got != "0-4,6-9" {
+		t.Fatalf("s00 files %s after skip, want 0-4,6-9 (offset 5 never landed)", got)
+	}
+	if s := sums["s00"]; len(s.Quarantined) != 0 || s.SkippedByDecision != 1 || s.Rows != 4 {
+		t.Fatalf("s00 after skip %+v, want 4 rows, one event skipped by decision, no quarantine", s)
+	}
+	if qs, _ := cdc.Quarantines(ctx, store); len(qs) != 0 {
+		t.Fatalf("quarantines after skip: %+v", qs)
+	}
+	skipped, err := cdc.Skipped(ctx, store)
+	if err != nil || len(skipped) != 1 || skipped[0].Offset != 5 || skipped[0].Decision == nil ||
+		skipped[0].Decision.By != "test" || !strings.Contains(skipped[0].Decision.Reason, "INC-1") {
+		t.Fatalf("skipped %+v %v, want the decision on offset 5 recorded", skipped, err)
+	}
+	// nothing left: the commit moved past every landed and skipped record
+	if sums := run("caught up"); len(sums) != 0 {
+		t.Fatalf("a run after catching up did %+v, want nothing", sums)
+	}
+	var rows int64
+	for _, f := range landedFiles(t, lake, "payments") {
+		rows += f.rows
+	}
+	if rows != 9+6 {
+		t.Fatalf("%d rows landed, want 15 (9 good of s00, 6 of s01)", rows)
 	}
 }
 

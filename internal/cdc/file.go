@@ -22,7 +22,8 @@ var (
 	// ErrDrift: a change event's columns differ from shards.yaml (exit 4).
 	ErrDrift = errors.New("change event columns differ from shards.yaml")
 	// ErrDroppedColumn: an event carries a column whose policy is drop; the connector's
-	// column.exclude.list is wrong. Nothing of the file lands (exit 3).
+	// column.exclude.list is wrong. The event is a poison event (quarantine.go): it never
+	// lands (exit 3 in its quarantine).
 	ErrDroppedColumn = errors.New("change event carries a drop-policy column")
 	// ErrWrongBucket: a row's bucket is not registry.Bucket(customer_id) (exit 3;
 	// landing.ErrWrongBucket, the same error on both paths).
@@ -95,13 +96,16 @@ func (c *Consumer) build(j *fileJob, m *mapper, own landing.Ownership, extracted
 			b.Skipped++
 			continue
 		}
+		if err == nil {
+			err = m.row(ev, row)
+		}
+		if err == nil {
+			err = f.Add(row, landing.Change{Op: ev.Op, CommitTS: ev.CommitTS, LSN: ev.LSN, TxID: ev.TxID})
+		}
+		if err != nil && poison(err) {
+			return nil, &PoisonError{Topic: j.Topic, Partition: j.Partition, Offset: j.Offsets[i], Shard: j.Shard, Table: j.Table, Err: err}
+		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: offset %d: %w", j, j.Offsets[i], err)
-		}
-		if err := m.row(ev, row); err != nil {
-			return nil, fmt.Errorf("%s: offset %d: %w", j, j.Offsets[i], err)
-		}
-		if err := f.Add(row, landing.Change{Op: ev.Op, CommitTS: ev.CommitTS, LSN: ev.LSN, TxID: ev.TxID}); err != nil {
 			return nil, fmt.Errorf("%s: offset %d: %w", j, j.Offsets[i], err)
 		}
 	}

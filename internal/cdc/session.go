@@ -52,6 +52,11 @@ type partState struct {
 	retryAt             time.Time     // follow mode: when a retryable failure is retried
 	backoff             time.Duration // the last wait before a retry
 	resumed             bool          // retried: records after next are stale fetches until next arrives
+	// quarantined: the partition stopped at a poison event (failed says so too); it
+	// resumes once an operator released it (follow mode rechecks at recheckAt).
+	quarantined *Quarantine
+	recheckAt   time.Time
+	skips       map[int64]bool // offsets an operator decided to skip; nil until read
 }
 
 func (st *partState) reached(target int64) bool { return st.lastSeen+1 >= target }
@@ -185,6 +190,21 @@ func (s *session) flush(st *partState) error {
 	}
 	began := time.Now()
 	res, err := s.c.land(s.wctx, j, s.mappers[st.table])
+	var pe *PoisonError
+	if errors.As(err, &pe) && pe.Offset > j.First {
+		// the records before the poison event land as their own file, cut there: the
+		// partition then stops exactly at the event
+		for i, r := range st.recs {
+			if r.Offset >= pe.Offset {
+				st.recs = st.recs[:i]
+				break
+			}
+		}
+		if ferr := s.flush(st); ferr != nil {
+			return ferr
+		}
+		return err
+	}
 	if err != nil {
 		return err
 	}
@@ -208,10 +228,43 @@ func (s *session) flush(st *partState) error {
 	return nil
 }
 
-// fail stops a partition. In follow mode a retryable failure (store or broker
+// quarantine records the poison event pe in the object store and stops its partition
+// there; the records before it were landed and committed (flush).
+func (s *session) quarantine(st *partState, pe *PoisonError) error {
+	q := &Quarantine{Topic: st.topic, Partition: st.p, Offset: pe.Offset, Shard: st.shard, Table: st.table,
+		Reason: pe.Err.Error(), ExitCode: exitcode.Of(pe.Err), At: s.c.Now().UTC(), CodeVersion: s.c.CodeVersion}
+	if err := WriteQuarantine(s.wctx, s.c.Store, *q); err != nil {
+		return fmt.Errorf("quarantine %s/%d offset %d: %w", st.topic, st.p, pe.Offset, err)
+	}
+	s.hold(st, q)
+	return nil
+}
+
+// hold stops st's partition at its quarantine q.
+func (s *session) hold(st *partState, q *Quarantine) {
+	st.quarantined = q
+	st.failed = fmt.Errorf("quarantined at offset %d: %s", q.Offset, q.Reason)
+	st.recs = nil
+	st.recheckAt = s.c.Now().Add(QuarantineRecheck)
+	s.cl.PauseFetchPartitions(map[string][]int32{st.topic: {st.p}})
+	sum := s.summary(st.shard)
+	sum.Quarantined = append(sum.Quarantined, *q)
+	s.c.Log.Error("cdc partition quarantined: a poison event stops it until released (shardctl quarantine)",
+		"shard", st.shard, "table", st.table, "topic", st.topic, "window", fmt.Sprintf("p%d:%d", st.p, q.Offset), "err", q.Reason)
+}
+
+// fail stops a partition. A poison event quarantines it. In follow mode a retryable failure (store or broker
 // unreachable) is retried after a backoff from the committed offset; any other
 // failure, and every failure of a bounded run, stops the partition for the run.
 func (s *session) fail(st *partState, err error) {
+	var pe *PoisonError
+	if errors.As(err, &pe) {
+		qerr := s.quarantine(st, pe)
+		if qerr == nil {
+			return
+		}
+		err = qerr // not recorded: fail (retried from the committed offset in follow mode)
+	}
 	st.failed = err
 	st.recs = nil
 	s.cl.PauseFetchPartitions(map[string][]int32{st.topic: {st.p}})
@@ -230,7 +283,15 @@ func (s *session) fail(st *partState, err error) {
 // restart.
 func (s *session) retry() {
 	for _, st := range s.states {
-		if st.failed == nil || st.retryAt.IsZero() || s.c.Now().Before(st.retryAt) {
+		if st.quarantined != nil && !s.c.Now().Before(st.recheckAt) {
+			st.recheckAt = s.c.Now().Add(QuarantineRecheck)
+			if q, err := getQuarantine(s.wctx, s.c.Store, QuarantineKey(st.topic, st.p)); err == nil && q == nil {
+				st.quarantined, st.skips = nil, nil
+				st.retryAt = s.c.Now() // released: resume below, from the committed offset
+				s.c.Log.Info("cdc quarantine released", "shard", st.shard, "table", st.table, "window", fmt.Sprintf("p%d:%d", st.p, st.next))
+			}
+		}
+		if st.failed == nil || st.quarantined != nil || st.retryAt.IsZero() || s.c.Now().Before(st.retryAt) {
 			continue
 		}
 		s.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{st.topic: {st.p: {Epoch: -1, Offset: st.next}}})
@@ -282,8 +343,27 @@ func (s *session) handle(st *partState, r *kgo.Record) error {
 		st.resumed = false
 	}
 	if !st.checked {
-		st.checked = true
 		st.next = r.Offset // the first record after an assignment or a seek is at the committed offset
+		if st.skips == nil {
+			q, err := getQuarantine(s.wctx, s.c.Store, QuarantineKey(st.topic, st.p))
+			if err != nil {
+				return err
+			}
+			if q != nil {
+				s.hold(st, q)
+				return nil
+			}
+			if st.skips, err = skippedOffsets(s.wctx, s.c.Store, st.topic, st.p); err != nil {
+				st.skips = nil
+				return err
+			}
+		}
+		if st.skips[r.Offset] {
+			// skipped by an operator's decision: commit past it, and look for a file an
+			// earlier run landed from the record after it
+			return s.skip(st, r)
+		}
+		st.checked = true
 		last, err := s.c.recoverFile(s.wctx, st.table, st.shard, st.p, r.Offset, dayOf(r.Value, r.Timestamp))
 		if err != nil {
 			return err
@@ -301,6 +381,9 @@ func (s *session) handle(st *partState, r *kgo.Record) error {
 	if r.Offset <= st.skipTo {
 		return nil
 	}
+	if st.skips[r.Offset] {
+		return s.skip(st, r)
+	}
 	if len(st.recs) > 0 && r.Offset/s.c.FileRecords != st.recs[0].Offset/s.c.FileRecords {
 		if err := s.flush(st); err != nil {
 			return err
@@ -310,6 +393,18 @@ func (s *session) handle(st *partState, r *kgo.Record) error {
 		st.firstAt = s.c.Now()
 	}
 	st.recs = append(st.recs, r)
+	return nil
+}
+
+// skip drops r, an event an operator decided to skip (Release). When everything before
+// it is committed, the commit moves past it, so a later run does not read it again.
+func (s *session) skip(st *partState, r *kgo.Record) error {
+	s.summary(st.shard).SkippedByDecision++
+	s.c.Log.Warn("cdc event skipped by an operator's decision (shardctl quarantine skipped)", "shard", st.shard, "table", st.table,
+		"window", fmt.Sprintf("p%d:%d", st.p, r.Offset))
+	if len(st.recs) == 0 && st.next == r.Offset {
+		return s.commit(st, r.Offset+1)
+	}
 	return nil
 }
 
@@ -430,7 +525,7 @@ func (s *session) finish() ([]Summary, error) {
 		return keys[i].topic < keys[j].topic || (keys[i].topic == keys[j].topic && keys[i].p < keys[j].p)
 	})
 	for _, k := range keys {
-		if st := s.states[k]; st.failed != nil && !st.unknown {
+		if st := s.states[k]; st.failed != nil && !st.unknown && st.quarantined == nil {
 			if sum := s.summary(st.shard); sum.Err == nil {
 				sum.Err = st.failed
 			}

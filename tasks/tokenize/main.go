@@ -40,9 +40,9 @@ environment:
                        S3 credentials; without them the SDK's default chain
                        (IRSA / web identity, container or instance credentials)
 
-exit codes: 0 done; 2 usage or configuration; 3 a data check failed (cdc: a poison
-event); 4 schema drift (cdc); 75 retry later (Kafka or the object store unreachable);
-1 other.
+exit codes: 0 done (cdc: also with partitions quarantined at a poison event, which
+'shardctl quarantine' lists and releases); 2 usage or configuration; 3 a data check
+failed; 4 schema drift; 75 retry later (Kafka or the object store unreachable); 1 other.
 `
 
 func main() {
