@@ -169,14 +169,16 @@ func Build(r *registry.Registry) Dashboard {
 			{"up", "stat", "none", "1 when the shard answers.", []string{fmt.Sprintf("up|%s{%s}", metrics.ShardUp, sh)}, nil, 2},
 			{"connector", "stat", "none", "The Debezium connector's state.", []string{fmt.Sprintf("{{state}}|%s{%s} == 1", metrics.ConnectorState, sh)}, nil, 2},
 			{"CDC freshness", "timeseries", "s", "Age of the oldest unconsumed change and of Debezium's heartbeat; red over sla.cdc_freshness.",
-				[]string{fmt.Sprintf("oldest unconsumed|%s{%s}", metrics.ConsumerLagSeconds, sh), fmt.Sprintf("heartbeat|%s{%s}", metrics.HeartbeatAge, sh)}, f64(sla), 5},
+				[]string{fmt.Sprintf("oldest unconsumed|%s{%s}", metrics.ConsumerLagSeconds, sh), fmt.Sprintf("heartbeat|%s{%s}", metrics.HeartbeatAge, sh)}, f64(sla), 4},
 			{"consumer lag", "timeseries", "short", "Records of the shard's topics not yet committed by tokenize cdc.", []string{fmt.Sprintf("records|%s{%s}", metrics.ConsumerLagRecords, sh)}, nil, 4},
 			{"slot WAL", "timeseries", "bytes", "WAL the slot retains, and written since Debezium's confirmed position; red over monitoring.slot_retained_wal.",
 				[]string{fmt.Sprintf("retained|%s{%s}", metrics.SlotRetainedBytes, sh), fmt.Sprintf("flush lag|%s{%s}", metrics.SlotFlushLagBytes, sh)}, f64(float64(r.Monitoring.SlotRetainedWAL)), 4},
 			{"last window loaded", "stat", "s", "Time since the end of the latest batch window loaded, per table; red over monitoring.batch_late.",
 				[]string{fmt.Sprintf(`{{table}}|time() - %s{%s, job="load"}`, metrics.WindowDoneEnd, sh)}, f64(r.Monitoring.BatchLate.Seconds()), 4},
 			{"dq FAIL", "stat", "none", "Failed dq results of the shard in the last runs, by check.",
-				[]string{fmt.Sprintf(`{{check}}|sum by (check) (%s{%s, status="FAIL"})`, metrics.DQResults, sh)}, f64(1), 3},
+				[]string{fmt.Sprintf(`{{check}}|sum by (check) (%s{%s, status="FAIL"})`, metrics.DQResults, sh)}, f64(1), 2},
+			{"quarantined", "stat", "none", "Partitions of the shard stopped at a poison event (shardctl quarantine list).",
+				[]string{fmt.Sprintf(`{{table}} @ {{offset}}|%s{%s}`, metrics.Quarantined, sh)}, f64(1), 2},
 		})
 	}
 	return d

@@ -11,7 +11,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shopsphere/shardflow/internal/cdc"
 	"github.com/shopsphere/shardflow/internal/cdc/health"
+	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
 
@@ -30,7 +32,9 @@ type Exporter struct {
 	// ExtractDSNs maps a shard to its extract DSN; a shard without one is reported down.
 	ExtractDSNs map[string]string
 	// CDC reads the CDC path; nil when the environment has none (batch only).
-	CDC     *health.Checker
+	CDC *health.Checker
+	// Store is the object store whose CDC quarantines are reported (nil: none read).
+	Store   objstore.Store
 	Timeout time.Duration // per scrape (default 10s)
 	Log     *slog.Logger
 
@@ -84,11 +88,12 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	}
 	var rep *health.Report
 	if e.CDC != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rep = e.CDC.Check(ctx)
-		}()
+		wg.Go(func() { rep = e.CDC.Check(ctx) })
+	}
+	var quarantines []cdc.Quarantine
+	var qerr error
+	if e.Store != nil {
+		wg.Go(func() { quarantines, qerr = cdc.Quarantines(ctx, e.Store) })
 	}
 	wg.Wait()
 	for i, s := range e.Registry.Shards {
@@ -99,6 +104,15 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	if rep != nil {
 		for _, s := range rep.Shards {
 			e.collectCDC(s, gauge)
+		}
+	}
+	if e.Store != nil {
+		if qerr != nil && e.Log != nil {
+			e.Log.Warn("cdc quarantines not read", slog.String("error", qerr.Error()))
+		}
+		gauge(QuarantineRead, b2f(qerr == nil))
+		for _, q := range quarantines {
+			gauge(Quarantined, 1, q.Shard, q.Table, q.Topic, strconv.Itoa(int(q.Partition)), strconv.FormatInt(q.Offset, 10))
 		}
 	}
 	gauge(ExporterScrapeTime, time.Since(began).Seconds())

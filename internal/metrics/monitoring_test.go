@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shopsphere/shardflow/internal/alertrule"
+	"github.com/shopsphere/shardflow/internal/cdc"
 	"github.com/shopsphere/shardflow/internal/cdc/cdctest"
 	"github.com/shopsphere/shardflow/internal/cdc/health"
 	"github.com/shopsphere/shardflow/internal/connector"
@@ -24,6 +25,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/fleet/fleettest"
 	"github.com/shopsphere/shardflow/internal/metrics"
 	"github.com/shopsphere/shardflow/internal/metrics/promtest"
+	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
 
@@ -33,7 +35,8 @@ import (
 // configuration the repository ships. With shard s01 stopped, s00's connector paused, a
 // load of s00 last finished 3h ago and a dq run that failed a check on s01, the expected
 // alerts fire with the right shard labels and nothing else of theirs, reach
-// Alertmanager, and the alerts a stopped shard explains are inhibited there; after
+// Alertmanager, and the alerts a stopped shard explains are inhibited there; a quarantined
+// partition (a poison event) fires its alert naming the offset; after
 // recovery every one of them resolves in Prometheus and in Alertmanager.
 func TestAlertsFireAndResolveOnRealStack(t *testing.T) {
 	root := cdctest.Require(t)
@@ -78,7 +81,8 @@ func TestAlertsFireAndResolveOnRealStack(t *testing.T) {
 	}
 
 	// The exporter, as `shardctl metrics serve` runs it.
-	ex := &metrics.Exporter{Registry: reg, ExtractDSNs: extract, Timeout: 1500 * time.Millisecond,
+	lake := dir.Store{Root: t.TempDir()}
+	ex := &metrics.Exporter{Registry: reg, ExtractDSNs: extract, Timeout: 1500 * time.Millisecond, Store: lake,
 		Log: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		CDC: &health.Checker{Registry: reg, Connect: connector.NewProbe(stack.ConnectURL), Brokers: stack.Brokers, TopicPrefix: "shardflow", Group: "monitoring-test", DSNs: replication}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -116,7 +120,13 @@ func TestAlertsFireAndResolveOnRealStack(t *testing.T) {
 	})
 
 	// Break: s01 stopped, s00's connector paused; a load of s00 that last finished a
-	// window 3h ago (batch_late 2h) and a dq run that failed a check on s01.
+	// window 3h ago (batch_late 2h), a dq run that failed a check on s01, and orders of
+	// s01 quarantined at a poison event.
+	poisoned := cdc.Quarantine{Topic: "shardflow.s01.public.orders", Partition: 0, Offset: 41, Shard: "s01", Table: "orders",
+		Reason: "change event columns differ from shards.yaml: column note is not in shards.yaml", ExitCode: exitcode.Drift, At: time.Now()}
+	if err := cdc.WriteQuarantine(ctx, lake, poisoned); err != nil {
+		t.Fatal(err)
+	}
 	if err := fl.StopShard(ctx, "s01"); err != nil {
 		t.Fatal(err)
 	}
@@ -129,6 +139,7 @@ func TestAlertsFireAndResolveOnRealStack(t *testing.T) {
 		Extra: []metrics.Sample{
 			{Family: metrics.DQResults, Labels: map[string]string{"shard": "s01", "check": "row_count", "status": "FAIL"}, Value: 1},
 			{Family: metrics.DQResults, Labels: map[string]string{"shard": "s00", "check": "row_count", "status": "PASS"}, Value: 1},
+			{Family: metrics.PCILeaks, Labels: map[string]string{"where": "warehouse"}, Value: 0},
 		}})
 
 	want := []string{
@@ -137,6 +148,7 @@ func TestAlertsFireAndResolveOnRealStack(t *testing.T) {
 		"ShardflowBatchWindowLate{shard=s00,table=orders}",
 		"ShardflowDQFailed{shard=s01}",
 		"ShardflowTaskFailed{job=dq}",
+		"ShardflowCDCQuarantined{shard=s01,table=orders}",
 	}
 	var received []promtest.Alert
 	waitFor(t, ctx, "the expected alerts firing in Prometheus and received by Alertmanager", func() (bool, string) {
@@ -181,11 +193,32 @@ func TestAlertsFireAndResolveOnRealStack(t *testing.T) {
 	}
 	t.Logf("received while broken: %v", keys(received, ""))
 
-	// Recover: s01 started, s00 resumed, the load and dq run again and pass.
+	// Every family the dashboard's panels query has series in Prometheus (the
+	// quarantine's only while there is one).
+	fams := dashboard.Families(dashboard.Build(reg))
+	waitFor(t, ctx, "a series in Prometheus for every family the dashboard queries", func() (bool, string) {
+		var missing []string
+		for _, f := range fams {
+			got, err := mon.Query(ctx, fmt.Sprintf("count(%s{fleet=%q})", f, reg.Fleet))
+			if err != nil {
+				return false, err.Error()
+			}
+			if len(got) == 0 {
+				missing = append(missing, f)
+			}
+		}
+		return len(missing) == 0, fmt.Sprintf("no series of %v", missing)
+	})
+
+	// Recover: s01 started, s00 resumed, the load and dq run again and pass, the
+	// quarantine released.
 	if err := fl.StartShard(ctx, "s01"); err != nil {
 		t.Fatal(err)
 	}
 	if err := client.Resume(ctx, connector.Name("s00")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cdc.Release(ctx, lake, poisoned.Topic, 0, 41, cdc.Decision{Action: cdc.Retry, Reason: "note declared", By: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	push(t, ctx, mon, metrics.Run{Fleet: reg.Fleet, Job: "load", Shard: "s00", Table: "orders",
@@ -207,22 +240,6 @@ func TestAlertsFireAndResolveOnRealStack(t *testing.T) {
 		}
 		f, r := keys(firing, ""), keys(received, "")
 		return !overlaps(f, want) && !overlaps(r, want), fmt.Sprintf("still firing %v; still in alertmanager %v", f, r)
-	})
-
-	// Every family the dashboard's panels query has series in Prometheus.
-	fams := dashboard.Families(dashboard.Build(reg))
-	waitFor(t, ctx, "a series in Prometheus for every family the dashboard queries", func() (bool, string) {
-		var missing []string
-		for _, f := range fams {
-			got, err := mon.Query(ctx, fmt.Sprintf("count(%s{fleet=%q})", f, reg.Fleet))
-			if err != nil {
-				return false, err.Error()
-			}
-			if len(got) == 0 {
-				missing = append(missing, f)
-			}
-		}
-		return len(missing) == 0, fmt.Sprintf("no series of %v", missing)
 	})
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/connector"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/metrics"
+	objbackend "github.com/shopsphere/shardflow/internal/objstore/backend"
 )
 
 func init() {
@@ -28,7 +29,8 @@ func init() {
        shardflow_shard_up) and the CDC path as 'shardctl connectors status' does:
        connector and task states, replication slot (exists, active, lost, retained
        WAL, confirmed_flush lag), Debezium heartbeat age, the tokenize group's lag in
-       records and seconds. A part it cannot read is reported by
+       records and seconds; the partitions tokenize cdc quarantined at a poison
+       event (read from the object store). A part it cannot read is reported by
        shardflow_shard_up 0 or shardflow_cdc_status_read 0, its other gauges left out.
        Connect is kafka.connect_url, Kafka kafka.brokers; --no-cdc reads the shards
        only (an environment without CDC).
@@ -90,6 +92,11 @@ func runMetrics(ctx context.Context, env Env, args []string) error {
 		}
 	}
 	if !*noCDC {
+		st, err := objbackend.Open(ctx, target.ObjectStore, objbackend.CredentialsFromEnv(env.Vars))
+		if err != nil {
+			return fmt.Errorf("metrics serve: object store (its CDC quarantines are reported): %w", err)
+		}
+		ex.Store = st
 		if target.Kafka.ConnectURL == "" || len(target.Kafka.Brokers) == 0 {
 			return exitcode.Errorf(exitcode.Usage, "metrics serve: environment %s has no kafka.connect_url or kafka.brokers (or give --no-cdc)", env.Name)
 		}
