@@ -26,12 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 ENVIRONMENT = "local"
 TARGET = "local"
 FLEET = "shopsphere-orders"
 RETRYABLE_EXIT_CODE = 75
+# the shard is paused by an operator (shardctl shard pause): the task is skipped
+PAUSED_EXIT_CODE = 99
 WRITER_POOL = "shardflow_duckdb_writer"
 # The checkout whose binaries (var/bin), venvs and dbt project the tasks run: the one
 # these DAGs sit in (dags/<environment>/ is two levels below it), or SHARDFLOW_REPO.
@@ -44,9 +46,14 @@ log = logging.getLogger(__name__)
 
 
 def raise_for_exit(command: str, code: int | None) -> None:
-    """Maps a task's exit code to Airflow: 0 done, 75 retry, anything else fail now."""
+    """Maps a task's exit code to Airflow: 0 done, 99 skipped (the shard is paused), 75
+    retry, anything else fail now."""
     if code == 0:
         return
+    if code == PAUSED_EXIT_CODE:
+        raise AirflowSkipException(
+            f"{command} exited {code}: the shard is paused; resuming it runs this again"
+        )
     if code is None or code == RETRYABLE_EXIT_CODE:
         raise AirflowException(f"{command} exited {code} (retryable): retried with backoff")
     raise AirflowFailException(

@@ -26,7 +26,7 @@ from typing import Any
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.providers.cncf.kubernetes.secret import Secret
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from kubernetes.client import models as k8s
 
 ENVIRONMENT = "production"
@@ -40,6 +40,8 @@ REGISTRY_CONFIGMAP = "shardflow-registry"
 REGISTRY_DIR = "/etc/shardflow"
 DBT_PROJECT = "/opt/shardflow/dbt"
 RETRYABLE_EXIT_CODE = 75
+# the shard is paused by an operator (shardctl shard pause): the task is skipped
+PAUSED_EXIT_CODE = 99
 DBT_POOL = "shardflow_dbt"
 
 # Entrypoints in the task image: the binaries of tasks/ and dbt (docker/Dockerfile).
@@ -77,10 +79,15 @@ log = logging.getLogger(__name__)
 
 
 def raise_for_exit(command: str, code: int | None) -> None:
-    """Maps a container's exit code to Airflow: 0 done, 75 retry, anything else fail now.
+    """Maps a container's exit code to Airflow: 0 done, 99 skipped (the shard is paused),
+    75 retry, anything else fail now.
     No exit code (the pod never ran: scheduling, image pull) counts as retryable."""
     if code == 0:
         return
+    if code == PAUSED_EXIT_CODE:
+        raise AirflowSkipException(
+            f"{command} exited {code}: the shard is paused; resuming it runs this again"
+        )
     if code is None or code == RETRYABLE_EXIT_CODE:
         raise AirflowException(f"{command} exited {code} (retryable): retried with backoff")
     raise AirflowFailException(
@@ -114,7 +121,7 @@ class ShardflowPodOperator(KubernetesPodOperator):
     ) -> None:
         try:
             super().cleanup(pod, remote_pod, xcom_result=xcom_result, context=context)
-        except AirflowFailException:
+        except (AirflowFailException, AirflowSkipException):
             raise
         except AirflowException as err:
             code = container_exit_code(remote_pod, self.base_container_name)

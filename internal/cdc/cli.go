@@ -131,6 +131,8 @@ func Command(ctx context.Context, args []string, env map[string]string, stdout, 
 			status = fmt.Sprintf("FAILED (exit %d)", exitcode.Of(s.Err))
 		case len(s.Quarantined) > 0:
 			status = "QUARANTINED"
+		case s.Paused:
+			status = "paused (shardctl shard resume)"
 		}
 		skipped := ""
 		if s.SkippedByDecision > 0 {

@@ -82,6 +82,9 @@ type Summary struct {
 	// Quarantined are the shard's partitions stopped at a poison event; they do not
 	// fail the run (Err), so the other shards' loading goes on.
 	Quarantined []Quarantine
+	// Paused: the shard is paused by an operator (internal/pause); its partitions were
+	// left at their committed offsets.
+	Paused bool
 	// SkippedByDecision counts events dropped by an operator's skip decision.
 	SkippedByDecision int
 	Err               error // the first error of this shard's partitions (the others went on)
@@ -148,7 +151,7 @@ func (c *Consumer) Run(ctx context.Context, bounded bool) ([]Summary, error) {
 const MaxRetryBackoff = time.Minute
 
 // QuarantineRecheck is how often a follow-mode consumer looks whether a quarantined
-// partition was released.
+// partition was released or a paused shard resumed.
 const QuarantineRecheck = 30 * time.Second
 
 // ShutdownGrace is how long a file being landed and its offset commit may take once

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
+	"github.com/shopsphere/shardflow/internal/pause"
 )
 
 // session is one Run of a configured Consumer: its group client, the state of every
@@ -34,6 +35,9 @@ type session struct {
 	mu     sync.Mutex
 	states map[tp]*partState
 	sums   map[string]*Summary
+	// pauseCheckAt: when a follow session next looks for shards paused since their
+	// partitions were assigned
+	pauseCheckAt time.Time
 }
 
 // partState is where one partition stands in the session.
@@ -55,6 +59,7 @@ type partState struct {
 	// quarantined: the partition stopped at a poison event (failed says so too); it
 	// resumes once an operator released it (follow mode rechecks at recheckAt).
 	quarantined *Quarantine
+	paused      *pause.Pause // the shard is paused by an operator: left at its committed offset
 	recheckAt   time.Time
 	skips       map[int64]bool // offsets an operator decided to skip; nil until read
 }
@@ -253,6 +258,18 @@ func (s *session) hold(st *partState, q *Quarantine) {
 		"shard", st.shard, "table", st.table, "topic", st.topic, "window", fmt.Sprintf("p%d:%d", st.p, q.Offset), "err", q.Reason)
 }
 
+// pauseShard leaves st's partition at its committed offset while its shard is paused.
+func (s *session) pauseShard(st *partState, p *pause.Pause) {
+	st.paused = p
+	st.failed = p.Err()
+	st.recs = nil
+	st.recheckAt = s.c.Now().Add(QuarantineRecheck)
+	s.cl.PauseFetchPartitions(map[string][]int32{st.topic: {st.p}})
+	s.summary(st.shard).Paused = true
+	s.c.Log.Info("cdc partition of a paused shard left at its committed offset", "shard", st.shard, "table", st.table,
+		"window", fmt.Sprintf("p%d:%d", st.p, st.next), "paused_by", p.By)
+}
+
 // fail stops a partition. A poison event quarantines it. In follow mode a retryable failure (store or broker
 // unreachable) is retried after a backoff from the committed offset; any other
 // failure, and every failure of a bounded run, stops the partition for the run.
@@ -282,7 +299,27 @@ func (s *session) fail(st *partState, err error) {
 // offset are read again, and a file landed before a lost commit is adopted as on a
 // restart.
 func (s *session) retry() {
+	if now := s.c.Now(); !now.Before(s.pauseCheckAt) {
+		s.pauseCheckAt = now.Add(QuarantineRecheck)
+		if ps, err := pause.List(s.wctx, s.c.Store); err == nil {
+			for _, p := range ps {
+				for _, st := range s.states {
+					if st.shard == p.Shard && st.failed == nil {
+						s.pauseShard(st, &p)
+					}
+				}
+			}
+		}
+	}
 	for _, st := range s.states {
+		if st.paused != nil && !s.c.Now().Before(st.recheckAt) {
+			st.recheckAt = s.c.Now().Add(QuarantineRecheck)
+			if p, err := pause.Get(s.wctx, s.c.Store, st.shard); err == nil && p == nil {
+				st.paused, st.skips = nil, nil
+				st.retryAt = s.c.Now() // resumed: read again from the committed offset, below
+				s.c.Log.Info("cdc shard resumed", "shard", st.shard, "table", st.table, "window", fmt.Sprintf("p%d:%d", st.p, st.next))
+			}
+		}
 		if st.quarantined != nil && !s.c.Now().Before(st.recheckAt) {
 			st.recheckAt = s.c.Now().Add(QuarantineRecheck)
 			if q, err := getQuarantine(s.wctx, s.c.Store, QuarantineKey(st.topic, st.p)); err == nil && q == nil {
@@ -291,7 +328,7 @@ func (s *session) retry() {
 				s.c.Log.Info("cdc quarantine released", "shard", st.shard, "table", st.table, "window", fmt.Sprintf("p%d:%d", st.p, st.next))
 			}
 		}
-		if st.failed == nil || st.quarantined != nil || st.retryAt.IsZero() || s.c.Now().Before(st.retryAt) {
+		if st.failed == nil || st.quarantined != nil || st.paused != nil || st.retryAt.IsZero() || s.c.Now().Before(st.retryAt) {
 			continue
 		}
 		s.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{st.topic: {st.p: {Epoch: -1, Offset: st.next}}})
@@ -345,6 +382,14 @@ func (s *session) handle(st *partState, r *kgo.Record) error {
 	if !st.checked {
 		st.next = r.Offset // the first record after an assignment or a seek is at the committed offset
 		if st.skips == nil {
+			p, err := pause.Get(s.wctx, s.c.Store, st.shard)
+			if err != nil {
+				return err
+			}
+			if p != nil {
+				s.pauseShard(st, p)
+				return nil
+			}
 			q, err := getQuarantine(s.wctx, s.c.Store, QuarantineKey(st.topic, st.p))
 			if err != nil {
 				return err
@@ -525,7 +570,7 @@ func (s *session) finish() ([]Summary, error) {
 		return keys[i].topic < keys[j].topic || (keys[i].topic == keys[j].topic && keys[i].p < keys[j].p)
 	})
 	for _, k := range keys {
-		if st := s.states[k]; st.failed != nil && !st.unknown && st.quarantined == nil {
+		if st := s.states[k]; st.failed != nil && !st.unknown && st.quarantined == nil && st.paused == nil {
 			if sum := s.summary(st.shard); sum.Err == nil {
 				sum.Err = st.failed
 			}

@@ -17,6 +17,9 @@ const (
 	CheckFail = 3  // a data check failed (dq)
 	Drift     = 4  // a shard's schema differs from shards.yaml
 	Retryable = 75 // EX_TEMPFAIL: try again later (unreachable, window not closed)
+	// Paused: the shard is paused by an operator (internal/pause); the task did
+	// nothing and Airflow marks it skipped. It ranks below every other code.
+	Paused = 99
 )
 
 // Error carries an exit code with its cause.
@@ -64,7 +67,7 @@ func Of(err error) int {
 // Worst returns the exit code a run that failed in several places exits with: the code
 // of errs ranked highest by
 //
-//	CheckFail (3) > Drift (4) > Usage (2) > Permanent (1) > Retryable (75)
+//	CheckFail (3) > Drift (4) > Usage (2) > Permanent (1) > Retryable (75) > Paused (99)
 //
 // Every permanent code ranks over Retryable: Airflow must not retry a run that cannot
 // succeed as a whole, and a shard that can retry is retried by the next run anyway.
@@ -75,7 +78,7 @@ func Of(err error) int {
 // ranks as Permanent; between equal ranks the first error's code is kept. Nil errors are
 // skipped; without an error Worst returns OK.
 func Worst(errs ...error) int {
-	code, best := OK, -1
+	code, best := OK, -2
 	for _, err := range errs {
 		if err == nil {
 			continue
@@ -98,6 +101,8 @@ func rank(code int) int {
 		return 2
 	case Retryable:
 		return 0
+	case Paused:
+		return -1
 	}
 	return 1
 }

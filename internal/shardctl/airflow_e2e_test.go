@@ -95,6 +95,7 @@ func newAirflowRig(t *testing.T) *airflowRig {
 		{"path: var/lake", "path: " + filepath.Join(r.work, "lake")},
 		{"path: var/warehouse.duckdb", "path: " + r.wh},
 		{"window: 1h", "window: " + e2eWindow.String()},
+		{"batch_late: 2h ", "batch_late: 36h "}, // longer than the window
 		// no catchup: the scheduler must run only the windows the test triggers
 		{"  start: 2026-12-01T00:00:00Z\n", ""},
 		{`brokers: ["127.0.0.1:19092"]`, "brokers: " + yamlList(r.stack.Brokers)},
@@ -177,6 +178,7 @@ func TestAirflowDAGs(t *testing.T) {
 		{"rerun", phaseRerun},
 		{"finance_completes", phaseFinanceCompletes},
 		{"backfill", phaseBackfill},
+		{"pause", phasePause},
 		{"cdc_microbatch", phaseCDC},
 	} {
 		if !t.Run(p.name, func(t *testing.T) { p.run(t, r) }) {

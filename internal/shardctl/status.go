@@ -15,6 +15,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/connector"
 	"github.com/shopsphere/shardflow/internal/dagen"
 	"github.com/shopsphere/shardflow/internal/exitcode"
+	objbackend "github.com/shopsphere/shardflow/internal/objstore/backend"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
 
@@ -22,9 +23,12 @@ func init() {
 	register(Command{
 		Name:    "status",
 		Summary: "per-shard health: latest Airflow runs' task states and CDC health",
-		Usage:   "[--only airflow|cdc] [--dag hourly|finance_daily|backfill|cdc_microbatch] [--runs N]" + airflowUsage,
-		Help: `Two sections, each read on its own (one that cannot be reached does not hide the other):
+		Usage:   "[--only holds|airflow|cdc] [--dag hourly|finance_daily|backfill|cdc_microbatch] [--runs N]" + airflowUsage,
+		Help: `Three sections, each read on its own (one that cannot be reached does not hide the others):
 
+  holds    the shards paused by an operator (shardctl shard pause) and the CDC
+           partitions quarantined at a poison event (shardctl quarantine), from the
+           object store;
   airflow  the latest runs of the DAG from the Airflow REST API: per run its state and
            window, then one line per shard (the states of its task group's tasks and the
            ones that failed), then the fleet-wide tasks (dbt, cross-shard dq);
@@ -117,25 +121,28 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 	af.add(fs)
 	kind := fs.String("dag", dagen.Hourly, "which DAG")
 	n := fs.Int("runs", 3, "how many of the latest runs")
-	only := fs.String("only", "", "one section: airflow or cdc")
+	only := fs.String("only", "", "one section: holds, airflow or cdc")
 	if err := command.Parse(fs, args); err != nil {
 		return err
 	}
 	if err := dagKind(*kind); err != nil {
 		return err
 	}
-	if *only != "" && *only != "airflow" && *only != "cdc" {
-		return exitcode.Errorf(exitcode.Usage, "status: --only airflow or --only cdc, not %q", *only)
+	if *only != "" && *only != "holds" && *only != "airflow" && *only != "cdc" {
+		return exitcode.Errorf(exitcode.Usage, "status: --only holds, airflow or cdc, not %q", *only)
 	}
 	type section struct {
 		name string
 		run  func() error
 	}
 	var sections []section
-	if *only != "cdc" {
+	if *only == "" || *only == "holds" {
+		sections = append(sections, section{"holds", func() error { return statusHolds(ctx, env) }})
+	}
+	if *only == "" || *only == "airflow" {
 		sections = append(sections, section{"airflow", func() error { return airflowStatus(ctx, env, af, *kind, *n) }})
 	}
-	if *only != "airflow" {
+	if *only == "" || *only == "cdc" {
 		sections = append(sections, section{"cdc", func() error { return statusCDC(ctx, env) }})
 	}
 	var errs []error
@@ -145,7 +152,7 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 			fmt.Fprintf(env.Stdout, "== %s\n", sec.name)
 		}
 		if err := sec.run(); err != nil {
-			if sec.name == "airflow" || exitcode.Of(err) == exitcode.Usage {
+			if sec.name != "cdc" || exitcode.Of(err) == exitcode.Usage {
 				fmt.Fprintf(env.Stdout, "%s: %v\n", sec.name, err) // the cdc report already says what is wrong
 			}
 			errs = append(errs, err)
@@ -159,6 +166,20 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 		return nil
 	}
 	return exitcode.Errorf(exitcode.Worst(errs...), "status: %s", strings.Join(bad, ", "))
+}
+
+// statusHolds is the holds section of status: the paused shards and the quarantined CDC
+// partitions, from the environment's object store.
+func statusHolds(ctx context.Context, env Env) error {
+	_, e, err := loadEnvironment(env)
+	if err != nil {
+		return err
+	}
+	store, err := objbackend.Open(ctx, e.ObjectStore, objbackend.CredentialsFromEnv(env.Vars))
+	if err != nil {
+		return fmt.Errorf("object store: %w", err)
+	}
+	return writeHolds(ctx, env.Stdout, store)
 }
 
 // statusCDC is the cdc section of status, with the environment's defaults.

@@ -20,6 +20,8 @@ import (
 	"github.com/shopsphere/shardflow/internal/dq"
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/metrics"
+	"github.com/shopsphere/shardflow/internal/objstore/backend"
+	"github.com/shopsphere/shardflow/internal/pause"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/window"
 )
@@ -122,6 +124,12 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
+	// a paused shard is not checked (it may be in maintenance; its windows were skipped
+	// and run again on resume)
+	ids, err = unpaused(ctx, target, env, ids, stdout)
+	if err != nil {
+		return err
+	}
 	sources := map[string]dq.SourceConn{}
 	for _, id := range ids {
 		sh, _ := reg.Shard(id)
@@ -279,4 +287,29 @@ func tableNames(reg *registry.Registry) []string {
 		out = append(out, t.Name)
 	}
 	return out
+}
+
+// unpaused drops the paused shards from ids, saying so.
+func unpaused(ctx context.Context, target *registry.Environment, env map[string]string, ids []string, stdout io.Writer) ([]string, error) {
+	store, err := backend.Open(ctx, target.ObjectStore, backend.CredentialsFromEnv(env))
+	if err != nil {
+		return nil, fmt.Errorf("dq: object store (the shards' pauses): %w", err)
+	}
+	ps, err := pause.List(ctx, store)
+	if err != nil {
+		return nil, fmt.Errorf("dq: %w", err)
+	}
+	paused := map[string]*pause.Pause{}
+	for i := range ps {
+		paused[ps[i].Shard] = &ps[i]
+	}
+	var out []string
+	for _, id := range ids {
+		if p := paused[id]; p != nil {
+			fmt.Fprintf(stdout, "not checked: %v\n", p.Err())
+			continue
+		}
+		out = append(out, id)
+	}
+	return out, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/metrics"
+	"github.com/shopsphere/shardflow/internal/pause"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/window"
 )
@@ -56,7 +57,8 @@ environment:
 
 exit codes: 0 landed; 2 usage or configuration; 3 data check failed (a row with a wrong
 bucket, or the self-check of streamed rows against the snapshot's checksum); 4 schema
-drift; 75 retry later (window not closed, shard or object store unreachable); 1 other.
+drift; 75 retry later (window not closed, shard or object store unreachable); 99 the
+shard is paused (shardctl shard pause): nothing done, Airflow marks it skipped; 1 other.
 
 flags:
 `
@@ -118,6 +120,19 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
+	deps, err := openDeps(ctx, sel, env)
+	if err != nil {
+		return err
+	}
+	// a paused shard is not touched (it may be in maintenance): exit 99, skipped
+	if p, err := pause.Get(ctx, deps.store, job.Shard); err != nil {
+		return err
+	} else if p != nil {
+		m.Run.Job = "" // nothing ran: nothing to report
+		fmt.Fprintf(stdout, "skipped %s: %v\n", job, p.Err())
+		return p.Err()
+	}
+
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		// pgx's connect error names host, user and database, never the password
@@ -126,10 +141,6 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	defer conn.Close(context.WithoutCancel(ctx))
 	_, _ = conn.Exec(ctx, "SET application_name = 'shardflow extract-window'")
 
-	deps, err := openDeps(ctx, sel, env)
-	if err != nil {
-		return err
-	}
 	ex := &extract.Extractor{Registry: reg, Conn: conn, Store: deps.store, Tokenizer: deps.tokenizer, NewWriter: deps.newWriter,
 		CodeVersion: buildinfo.CodeVersion(), Logger: log}
 	if fp := env["SHARDFLOW_FAILPOINT"]; fp != "" {

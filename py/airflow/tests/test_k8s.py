@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from conftest import ROOT, fleet, registry, shard_ids, table_names
 from kubernetes.client import models as k8s
 
@@ -140,6 +140,22 @@ def test_pod_exit_code_mapping(prod, monkeypatch, code, fails_now):
     with pytest.raises(AirflowException) as err:
         op.cleanup(pod=remote, remote_pod=remote)
     assert isinstance(err.value, AirflowFailException) is fails_now
+    assert not isinstance(err.value, AirflowSkipException)
+
+
+def test_pod_of_a_paused_shard_is_skipped(prod, monkeypatch):
+    """extract-window exits 99 when its shard is paused: the task is skipped."""
+    _, sf = prod
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    def failed_cleanup(self, *args, **kwargs):
+        raise AirflowException("Pod shardflow-extract returned a failure.")
+
+    monkeypatch.setattr(KubernetesPodOperator, "cleanup", failed_cleanup)
+    op = sf.task("extract_orders", "extract-window", ["--shard", "s00"], shards=["s00"])
+    remote = pod_with_exit(99)
+    with pytest.raises(AirflowSkipException):
+        op.cleanup(pod=remote, remote_pod=remote)
 
 
 def test_entrypoints_are_task_binaries_in_the_image(prod):

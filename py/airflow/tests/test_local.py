@@ -8,7 +8,7 @@ import stat
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from conftest import fleet, shard_ids, table_names
 
 
@@ -73,6 +73,20 @@ def test_retries_only_on_75(local):
     for code in (1, 2, 3, 4):
         with pytest.raises(AirflowFailException):
             sf.raise_for_exit("load", code)
+    with pytest.raises(AirflowSkipException):
+        sf.raise_for_exit("extract-window", 99)  # the shard is paused
+
+
+def test_a_paused_shard_skips_only_its_group(local):
+    # extract-window of a paused shard exits 99 (skipped); load and dq follow it with
+    # the default trigger rule, and the fleet's dbt build goes on without that group
+    bag, _ = local
+    tasks = {t.task_id: t for t in dag(bag, "hourly").tasks}
+    shard = shard_ids()[0]
+    for table in table_names():
+        assert tasks[f"{shard}.load_{table}"].trigger_rule == "all_success"
+        assert tasks[f"{shard}.dq_{table}"].trigger_rule == "all_success"
+    assert tasks["dbt_build"].trigger_rule == "none_failed_min_one_success"
 
 
 @pytest.mark.parametrize("code,fails_now", [(0, None), (75, False), (3, True), (2, True)])
