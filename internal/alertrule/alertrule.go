@@ -69,7 +69,7 @@ func Rules(r *registry.Registry) []Rule {
 			"shard {{ $labels.shard }} does not answer",
 			"The exporter could not run a query on shard {{ $labels.shard }} through its extract DSN. Its batch windows and CDC stop; the other shards go on.", true},
 		{"ShardflowCDCConsumerBehind", Critical,
-			fmt.Sprintf(`%s{%s} > %s`, metrics.ConsumerLagSeconds, f, sla),
+			fmt.Sprintf(`%s{%s} > %s%s`, metrics.ConsumerLagSeconds, f, sla, unlessPaused(f)),
 			"CDC of shard {{ $labels.shard }} is {{ $value | humanizeDuration }} behind (sla " + Duration(r.SLA.CDCFreshness.Duration) + ")",
 			"The oldest change of shard {{ $labels.shard }} that tokenize cdc has not consumed was committed {{ $value | humanizeDuration }} ago, over sla.cdc_freshness.", false},
 		{"ShardflowCDCSourceStalled", Critical,
@@ -104,12 +104,16 @@ func Rules(r *registry.Registry) []Rule {
 			fmt.Sprintf(`%s{%s} == 0 or %s{%s} == 0`, metrics.CDCRead, f, metrics.QuarantineRead, f),
 			"the CDC state {{ with $labels.shard }}of shard {{ . }}{{ else }}(the quarantines in the object store){{ end }} could not be read",
 			"The exporter could not read part of the CDC path (Connect, Kafka, the shard, or the object store's quarantines); its log says which. The alerts that need it are blind meanwhile.", true},
+		{"ShardflowShardPausedLong", Warning,
+			fmt.Sprintf(`time() - %s{%s} > %d`, metrics.PausedSince, f, int64(PausedLong/time.Second)),
+			"shard {{ $labels.shard }} has been paused for {{ $value | humanizeDuration }}",
+			"An operator paused shard {{ $labels.shard }} (shardctl shard paused says who and why): its windows are skipped, its CDC waits in Kafka and the finance runs of its days wait. Resume it before the change topics' retention runs out.", false},
 		{"ShardflowCDCQuarantined", Critical,
 			fmt.Sprintf(`%s{%s} == 1`, metrics.Quarantined, f),
 			"CDC of table {{ $labels.table }} on shard {{ $labels.shard }} stopped at a poison event: {{ $labels.topic }} partition {{ $labels.partition }} offset {{ $labels.offset }}",
 			"tokenize cdc cannot land the event at offset {{ $labels.offset }} of {{ $labels.topic }} partition {{ $labels.partition }}; that partition waits there (nothing after it is skipped), every other partition and shard goes on. `shardctl quarantine list` gives the reason; fix it and release the event.", false},
 		{"ShardflowBatchWindowLate", Critical,
-			fmt.Sprintf(`time() - %s{%s, job="load"} > %s`, metrics.WindowDoneEnd, f, seconds(r.Monitoring.BatchLate.Duration)),
+			fmt.Sprintf(`time() - %s{%s, job="load"} > %s%s`, metrics.WindowDoneEnd, f, seconds(r.Monitoring.BatchLate.Duration), unlessPaused(f)),
 			"no batch window of {{ $labels.table }} on shard {{ $labels.shard }} loaded for {{ $value | humanizeDuration }}",
 			"The latest window of {{ $labels.table }} loaded from shard {{ $labels.shard }} ended {{ $value | humanizeDuration }} ago, over monitoring.batch_late (" + Duration(r.Monitoring.BatchLate.Duration) + ").", true},
 		{"ShardflowTaskFailed", Critical,
@@ -150,6 +154,16 @@ func Rules(r *registry.Registry) []Rule {
 		out = append(out, rule)
 	}
 	return out
+}
+
+// PausedLong is how long a shard may stay paused before it alerts: its late-window and
+// consumer-behind alerts are held meanwhile, and its changes wait in Kafka (7 days of
+// retention by default).
+const PausedLong = 24 * time.Hour
+
+// unlessPaused holds an alert of a shard an operator paused (shardctl shard pause).
+func unlessPaused(f string) string {
+	return fmt.Sprintf(` unless on (fleet, shard) %s{%s}`, metrics.PausedSince, f)
 }
 
 // RunbookURL is the section of docs/runbooks/alerts.md on alert.

@@ -44,6 +44,7 @@ const (
 	CDCRead             = "shardflow_cdc_status_read"
 	Quarantined         = "shardflow_cdc_quarantined"
 	QuarantineRead      = "shardflow_cdc_quarantine_read"
+	PausedSince         = "shardflow_shard_paused_since_timestamp_seconds"
 	ExporterScrapeTime  = "shardflow_exporter_scrape_duration_seconds"
 	TaskExitCode        = "shardflow_task_last_exit_code"
 	TaskRunTime         = "shardflow_task_last_run_timestamp_seconds"
@@ -73,7 +74,8 @@ var Catalog = []Family{
 	{ConsumerLagSeconds, "gauge", "Age, since its commit on the shard, of the oldest change tokenize cdc has not consumed (0: none).", []string{"fleet", "shard"}, FromExporter},
 	{CDCRead, "gauge", "1 when every part of the shard's CDC state (connector, slot, heartbeat, Kafka) was read at this scrape.", []string{"fleet", "shard"}, FromExporter},
 	{Quarantined, "gauge", "1 for each partition tokenize cdc stopped at a poison event (shardctl quarantine list): its table, topic, partition and offset.", []string{"fleet", "shard", "table", "topic", "partition", "offset"}, FromExporter},
-	{QuarantineRead, "gauge", "1 when the quarantines in the object store were read at this scrape.", []string{"fleet"}, FromExporter},
+	{QuarantineRead, "gauge", "1 when the quarantines and pauses in the object store were read at this scrape.", []string{"fleet"}, FromExporter},
+	{PausedSince, "gauge", "When an operator paused the shard (shardctl shard pause), Unix seconds; absent when it is not paused.", []string{"fleet", "shard"}, FromExporter},
 	{ExporterScrapeTime, "gauge", "How long the exporter took to read every source at this scrape.", []string{"fleet"}, FromExporter},
 	{TaskExitCode, "gauge", "Exit code of the task's last run (0 ok, 75 retry later, 3 check failed, 4 schema drift, 2 usage, 1 other).", []string{"fleet", "job", "shard", "table"}, FromPush},
 	{TaskRunTime, "gauge", "When the task's last run ended, Unix seconds.", []string{"fleet", "job", "shard", "table"}, FromPush},

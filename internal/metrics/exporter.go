@@ -14,6 +14,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/cdc"
 	"github.com/shopsphere/shardflow/internal/cdc/health"
 	"github.com/shopsphere/shardflow/internal/objstore"
+	"github.com/shopsphere/shardflow/internal/pause"
 	"github.com/shopsphere/shardflow/internal/registry"
 )
 
@@ -33,7 +34,8 @@ type Exporter struct {
 	ExtractDSNs map[string]string
 	// CDC reads the CDC path; nil when the environment has none (batch only).
 	CDC *health.Checker
-	// Store is the object store whose CDC quarantines are reported (nil: none read).
+	// Store is the object store whose CDC quarantines and paused shards are reported
+	// (nil: none read).
 	Store   objstore.Store
 	Timeout time.Duration // per scrape (default 10s)
 	Log     *slog.Logger
@@ -91,9 +93,11 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		wg.Go(func() { rep = e.CDC.Check(ctx) })
 	}
 	var quarantines []cdc.Quarantine
-	var qerr error
+	var pauses []pause.Pause
+	var qerr, perr error
 	if e.Store != nil {
 		wg.Go(func() { quarantines, qerr = cdc.Quarantines(ctx, e.Store) })
+		wg.Go(func() { pauses, perr = pause.List(ctx, e.Store) })
 	}
 	wg.Wait()
 	for i, s := range e.Registry.Shards {
@@ -107,10 +111,15 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	if e.Store != nil {
-		if qerr != nil && e.Log != nil {
-			e.Log.Warn("cdc quarantines not read", slog.String("error", qerr.Error()))
+		for _, err := range []error{qerr, perr} {
+			if err != nil && e.Log != nil {
+				e.Log.Warn("cdc quarantines or pauses not read", slog.String("error", err.Error()))
+			}
 		}
-		gauge(QuarantineRead, b2f(qerr == nil))
+		gauge(QuarantineRead, b2f(qerr == nil && perr == nil))
+		for _, p := range pauses {
+			gauge(PausedSince, unix(p.At), p.Shard)
+		}
 		for _, q := range quarantines {
 			gauge(Quarantined, 1, q.Shard, q.Table, q.Topic, strconv.Itoa(int(q.Partition)), strconv.FormatInt(q.Offset, 10))
 		}
