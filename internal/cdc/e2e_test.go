@@ -18,6 +18,7 @@ import (
 
 	"github.com/shopsphere/shardflow/internal/connector"
 	"github.com/shopsphere/shardflow/internal/landing"
+	"github.com/shopsphere/shardflow/internal/load"
 	"github.com/shopsphere/shardflow/internal/warehouse/duckdb"
 	"github.com/shopsphere/shardflow/internal/workload"
 	"github.com/shopsphere/shardflow/internal/workload/workloadtest"
@@ -115,9 +116,10 @@ func TestE2E(t *testing.T) {
 	src := r.sourceSums(ctx)
 	var wh map[string]tableSum
 	deadline := time.Now().Add(4 * time.Minute)
+	var lastLoad []load.Summary
 	for {
 		out := r.runBounded()
-		r.load(ctx)
+		lastLoad = r.load(ctx)
 		wh = r.warehouseSums(ctx)
 		if equalSums(src, wh) {
 			t.Logf("drained; last bounded run:\n%s", out)
@@ -127,6 +129,13 @@ func TestE2E(t *testing.T) {
 			t.Fatalf("warehouse never equalled the shards:\nshards    %v\nwarehouse %v\n%s", src, wh, tailFile(filepath.Join(r.logDir, "consumer.log"), 30))
 		}
 		time.Sleep(3 * time.Second)
+	}
+	// the warehouse holds every shard's changes up to a commit time the load reports
+	// (commit → warehouse freshness, pushed as shardflow_cdc_loaded_commit_timestamp_seconds)
+	for _, s := range lastLoad {
+		if s.CommitLast.IsZero() || s.CommitLast.After(time.Now()) || time.Since(s.CommitLast) > time.Hour {
+			t.Errorf("load of shard %s: latest loaded commit %s, want the time of its last change", s.Shard, s.CommitLast)
+		}
 	}
 	for _, tb := range r.reg.Tables {
 		t.Logf("%-12s shards %6d rows checksum %s = raw latest versions %6d rows checksum %s", tb.Name, src[tb.Name].rows, src[tb.Name].sum, wh[tb.Name].rows, wh[tb.Name].sum)

@@ -90,6 +90,7 @@ func (c *Consumer) build(j *fileJob, m *mapper, own landing.Ownership, extracted
 		return nil, fmt.Errorf("%s: %w", j, err)
 	}
 	row := make([]any, len(m.landed))
+	var commitLast time.Time
 	for i, v := range j.Values {
 		ev, err := DecodeEvent(v)
 		if errors.Is(err, ErrTombstone) {
@@ -108,6 +109,9 @@ func (c *Consumer) build(j *fileJob, m *mapper, own landing.Ownership, extracted
 		if err != nil {
 			return nil, fmt.Errorf("%s: offset %d: %w", j, j.Offsets[i], err)
 		}
+		if ev.CommitTS.After(commitLast) {
+			commitLast = ev.CommitTS
+		}
 	}
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("%s: %w", j, err)
@@ -125,6 +129,9 @@ func (c *Consumer) build(j *fileJob, m *mapper, own landing.Ownership, extracted
 		Topic: j.Topic, Partition: &p, OffsetFirst: &first, OffsetLast: &last,
 		RegistryEpoch: epoch, Rows: sum.Rows(), Checksum: sum.String(),
 		Columns: m.pipe.Columns(), TokenizerKeyID: c.Tokenizer.KeyID(), ExtractedAt: extractedAt, CodeVersion: c.CodeVersion,
+	}
+	if !commitLast.IsZero() {
+		b.Manifest.CommitLast = &commitLast
 	}
 	return b, nil
 }

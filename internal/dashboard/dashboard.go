@@ -168,8 +168,9 @@ func Build(r *registry.Registry) Dashboard {
 		add(fmt.Sprintf("shard %s (%s)", s.ID, s.State), []panelSpec{
 			{"up", "stat", "none", "1 when the shard answers.", []string{fmt.Sprintf("up|%s{%s}", metrics.ShardUp, sh)}, nil, 2},
 			{"connector", "stat", "none", "The Debezium connector's state.", []string{fmt.Sprintf("{{state}}|%s{%s} == 1", metrics.ConnectorState, sh)}, nil, 2},
-			{"CDC freshness", "timeseries", "s", "Age of the oldest unconsumed change and of Debezium's heartbeat; red over sla.cdc_freshness.",
-				[]string{fmt.Sprintf("oldest unconsumed|%s{%s}", metrics.ConsumerLagSeconds, sh), fmt.Sprintf("heartbeat|%s{%s}", metrics.HeartbeatAge, sh)}, f64(sla), 4},
+			{"CDC freshness", "timeseries", "s", "Age of the oldest unconsumed change, of Debezium's heartbeat, and of the latest change loaded into the warehouse (commit → warehouse; it grows on an idle shard); red over sla.cdc_freshness.",
+				[]string{fmt.Sprintf("oldest unconsumed|%s{%s}", metrics.ConsumerLagSeconds, sh), fmt.Sprintf("heartbeat|%s{%s}", metrics.HeartbeatAge, sh),
+					fmt.Sprintf("commit → warehouse|time() - max(%s{%s})", metrics.CDCLoadedCommit, sh)}, f64(sla), 4},
 			{"consumer lag", "timeseries", "short", "Records of the shard's topics not yet committed by tokenize cdc.", []string{fmt.Sprintf("records|%s{%s}", metrics.ConsumerLagRecords, sh)}, nil, 4},
 			{"slot WAL", "timeseries", "bytes", "WAL the slot retains, and written since Debezium's confirmed position; red over monitoring.slot_retained_wal.",
 				[]string{fmt.Sprintf("retained|%s{%s}", metrics.SlotRetainedBytes, sh), fmt.Sprintf("flush lag|%s{%s}", metrics.SlotFlushLagBytes, sh)}, f64(float64(r.Monitoring.SlotRetainedWAL)), 4},

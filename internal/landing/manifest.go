@@ -53,6 +53,10 @@ type Manifest struct {
 	Partition   *int32 `json:"partition,omitempty"`
 	OffsetFirst *int64 `json:"offset_first,omitempty"`
 	OffsetLast  *int64 `json:"offset_last,omitempty"`
+	// CommitLast is the latest commit time on the shard among the file's change events
+	// (none when it holds only tombstones): loaded, the warehouse holds the shard's
+	// changes up to it (commit → warehouse freshness, docs/monitoring.md).
+	CommitLast *time.Time `json:"commit_last,omitempty"`
 
 	RegistryEpoch  int       `json:"registry_epoch"`
 	Rows           int64     `json:"rows"`

@@ -83,6 +83,9 @@ type Summary struct {
 	Skipped  int   // files already loaded with the same sha
 	Failed   int   // files that failed
 	Rows     int64 // rows written
+	// CommitLast is the latest commit time (manifest commit_last) among the shard's CDC
+	// files that are in the warehouse after the run, loaded now or before.
+	CommitLast time.Time
 }
 
 func (l *Loader) log() *slog.Logger {
@@ -273,6 +276,7 @@ func (l *Loader) loadOne(ctx context.Context, manifestKey string, known map[stri
 	attrs = append(attrs, slog.String("table", m.Table), slog.String("window", windowOf(m)))
 	if known[m.DataKey] == m.DataSHA256 {
 		s.Skipped++
+		s.committed(m)
 		l.log().Debug("already loaded", append(attrs, slog.Int64("rows", m.Rows))...)
 		return nil
 	}
@@ -302,9 +306,17 @@ func (l *Loader) loadOne(ctx context.Context, manifestKey string, known map[stri
 		}
 	}
 	known[m.DataKey] = m.DataSHA256
+	s.committed(m)
 	l.log().Info("loaded", append(attrs, slog.Int64("rows", res.Rows), slog.Bool("replaced", res.Replaced), slog.Bool("skipped", res.Skipped),
 		slog.Duration("duration", time.Since(began)))...)
 	return nil
+}
+
+// committed notes that m's changes are in the warehouse.
+func (s *Summary) committed(m *landing.Manifest) {
+	if m.CommitLast != nil && m.CommitLast.After(s.CommitLast) {
+		s.CommitLast = *m.CommitLast
+	}
 }
 
 func (l *Loader) fail(step, key string) error {

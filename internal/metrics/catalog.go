@@ -52,6 +52,7 @@ const (
 	WindowDoneEnd       = "shardflow_window_done_end_timestamp_seconds"
 	WindowRows          = "shardflow_window_rows"
 	WindowDuration      = "shardflow_window_duration_seconds"
+	CDCLoadedCommit     = "shardflow_cdc_loaded_commit_timestamp_seconds"
 	DQResults           = "shardflow_dq_results"
 	PCILeaks            = "shardflow_pci_leaks"
 	FinanceReadyDay     = "shardflow_finance_ready_day_timestamp_seconds"
@@ -83,6 +84,7 @@ var Catalog = []Family{
 	{WindowDoneEnd, "gauge", "End of the latest batch window the task finished for the shard and table (extract-window: landed, load: loaded), Unix seconds; it never moves back (a backfill of an older window leaves it).", []string{"fleet", "job", "shard", "table"}, FromPush},
 	{WindowRows, "gauge", "Rows of the task's last finished window.", []string{"fleet", "job", "shard", "table"}, FromPush},
 	{WindowDuration, "gauge", "Duration of the task's last finished window, seconds.", []string{"fleet", "job", "shard", "table"}, FromPush},
+	{CDCLoadedCommit, "gauge", "Latest commit time on the shard of the CDC changes in the warehouse's raw tables (load of the micro-batch), Unix seconds; time() minus it is commit → warehouse freshness while the shard has changes. It never moves back.", []string{"fleet", "job", "shard", "table"}, FromPush},
 	{DQResults, "gauge", "Results of the shard's checks in the last dq run, by check and status (PASS, WARN, FAIL).", []string{"fleet", "job", "scope", "shard", "check", "status"}, FromPush},
 	{PCILeaks, "gauge", "Failed PCI leak checks of the last dq run of the scope (where: warehouse or files); any is an incident.", []string{"fleet", "job", "scope", "where"}, FromPush},
 	{FinanceReadyDay, "gauge", "Start (00:00 UTC) of the latest day whose finance numbers are published, Unix seconds.", []string{"fleet", "job"}, FromPush},

@@ -135,6 +135,7 @@ func TestAlertsFireAndResolveOnRealStack(t *testing.T) {
 	}
 	push(t, ctx, mon, metrics.Run{Fleet: reg.Fleet, Job: "load", Shard: "s00", Table: "orders",
 		WindowEnd: time.Now().Add(-3 * time.Hour), Rows: 10, Duration: time.Second})
+	push(t, ctx, mon, metrics.Run{Fleet: reg.Fleet, Job: "load-cdc", Shard: "s00", CommitLast: time.Now().Add(-time.Minute)})
 	push(t, ctx, mon, metrics.Run{Fleet: reg.Fleet, Job: "dq", Scope: "fleet", Err: exitcode.Errorf(exitcode.CheckFail, "dq failed"),
 		Extra: []metrics.Sample{
 			{Family: metrics.DQResults, Labels: map[string]string{"shard": "s01", "check": "row_count", "status": "FAIL"}, Value: 1},
@@ -260,6 +261,11 @@ func TestPushOnRealPushgateway(t *testing.T) {
 	failed := run
 	failed.Err, failed.End = exitcode.Errorf(exitcode.Drift, "drift"), end.Add(15*time.Minute)
 	push(t, ctx, mon, failed)
+	// the micro-batch's load: the latest loaded commit only moves forward
+	cdcLoad := metrics.Run{Fleet: "f", Job: "load-cdc", Shard: "s03", CommitLast: end}
+	push(t, ctx, mon, cdcLoad)
+	cdcLoad.CommitLast = end.Add(-time.Hour)
+	push(t, ctx, mon, cdcLoad)
 	want := map[string]float64{
 		metrics.WindowDoneEnd:   float64(end.Unix()),
 		metrics.WindowRows:      7,
@@ -277,6 +283,13 @@ func TestPushOnRealPushgateway(t *testing.T) {
 			if len(got) != 1 || got[0].Value != strconv.FormatFloat(v, 'f', -1, 64) {
 				wrong = append(wrong, fmt.Sprintf("%s %v (want %v)", f, got, v))
 			}
+		}
+		got, err := mon.Query(ctx, fmt.Sprintf(`%s{fleet="f", job="load-cdc", shard="s03"}`, metrics.CDCLoadedCommit))
+		if err != nil {
+			return false, err.Error()
+		}
+		if len(got) != 1 || got[0].Value != strconv.FormatInt(end.Unix(), 10) {
+			wrong = append(wrong, fmt.Sprintf("%s %v (want %d)", metrics.CDCLoadedCommit, got, end.Unix()))
 		}
 		return len(wrong) == 0, strings.Join(wrong, "; ")
 	})

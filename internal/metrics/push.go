@@ -33,6 +33,9 @@ type Run struct {
 	WindowEnd time.Time
 	Rows      int64
 	Duration  time.Duration
+	// CommitLast is the latest commit time of the shard's CDC changes in the warehouse
+	// after the run (zero: none); pushed, like WindowEnd, only forward.
+	CommitLast time.Time
 	// Scope, when set, is one more grouping label: what a run of the job covers (dq:
 	// its --shard list, or "fleet"), so runs of other scopes keep their groups.
 	Scope string
@@ -101,16 +104,23 @@ func Push(ctx context.Context, gateway string, r Run) error {
 	}
 	add(set(TaskExitCode, float64(exitcode.Of(r.Err)), nil))
 	add(set(TaskRunTime, unix(r.End), nil))
+	// forward is t, or the value already in the group when that is later
+	forward := func(family string, t time.Time) float64 {
+		v := unix(t)
+		if prev, ok := current(ctx, gateway, group, family); ok && prev > v {
+			return prev
+		}
+		return v
+	}
 	if r.Err == nil {
 		add(set(TaskSuccessTime, unix(r.End), nil))
 		if !r.WindowEnd.IsZero() {
-			end := unix(r.WindowEnd)
-			if prev, ok := current(ctx, gateway, group, WindowDoneEnd); ok && prev > end {
-				end = prev
-			}
-			add(set(WindowDoneEnd, end, nil))
+			add(set(WindowDoneEnd, forward(WindowDoneEnd, r.WindowEnd), nil))
 			add(set(WindowRows, float64(r.Rows), nil))
 			add(set(WindowDuration, r.Duration.Seconds(), nil))
+		}
+		if !r.CommitLast.IsZero() {
+			add(set(CDCLoadedCommit, forward(CDCLoadedCommit, r.CommitLast), nil))
 		}
 	}
 	for _, s := range r.Extra {

@@ -188,7 +188,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 			if s.Failed > 0 {
 				serr = exitcode.Errorf(exitcode.Permanent, "%d files failed", s.Failed)
 			}
-			report(target.Monitoring.Pushgateway, metrics.Run{Fleet: reg.Fleet, Job: "load-" + source, Shard: s.Shard, Table: o.table, Err: serr})
+			report(target.Monitoring.Pushgateway, metrics.Run{Fleet: reg.Fleet, Job: "load-" + source, Shard: s.Shard, Table: o.table, Err: serr, CommitLast: s.CommitLast})
 		}
 	} else {
 		var s load.Summary
