@@ -34,8 +34,12 @@ type Config struct {
 	Files    Files // when set, also scan every landed Parquet file for PANs
 	// FreshnessSLA overrides the batch freshness SLA (default 2 × extract.window + safety_lag).
 	FreshnessSLA time.Duration
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// Paused are the shards an operator paused (internal/pause), with why: they are not
+	// among Sources, and their freshness is reported WARN, not judged (their windows
+	// wait for the resume).
+	Paused map[string]string
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // SourceConn is a shard's connection or why there is none.
@@ -445,6 +449,11 @@ func freshness(ctx context.Context, c Config, table string, now time.Time) []Res
 	}
 	var out []Result
 	for _, f := range fs {
+		if why, ok := c.Paused[f.Shard]; ok {
+			out = append(out, Result{Check: CheckFreshness, Shard: f.Shard, Table: table, Status: Warn,
+				Detail: fmt.Sprintf("%s: not judged, the shard is paused (%s); newest warehouse watermark %s", f.Source, why, f.MaxWatermark.UTC().Format(time.RFC3339))})
+			continue
+		}
 		sla := batchSLA
 		if f.Source == "cdc" {
 			sla = c.Registry.SLA.CDCFreshness.Duration

@@ -4,6 +4,7 @@ package shardctl
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +35,7 @@ func phasePause(t *testing.T, r *airflowRig) {
 	}
 	done, err := r.client.WaitRun(wctx, hourly, run.RunID, 2*time.Second)
 	if err != nil || done.State != airflow.StateSuccess {
-		t.Fatalf("run with s01 paused: %+v %v\n%s", done, err, r.home.Logs())
+		t.Fatalf("run with s01 paused: %+v %v\n%s", done, err, r.failedTasks(ctx, hourly, run.RunID))
 	}
 	tis, err := r.client.TaskInstances(ctx, hourly, run.RunID)
 	if err != nil {
@@ -64,7 +65,7 @@ func phasePause(t *testing.T, r *airflowRig) {
 	}
 	done, err = r.client.WaitRun(wctx, hourly, run.RunID, 2*time.Second)
 	if err != nil || done.State != airflow.StateSuccess {
-		t.Fatalf("run after resume: %+v %v\n%s", done, err, r.home.Logs())
+		t.Fatalf("run after resume: %+v %v\n%s", done, err, r.failedTasks(ctx, hourly, run.RunID))
 	}
 	tis, err = r.client.TaskInstances(ctx, hourly, run.RunID)
 	if err != nil {
@@ -79,4 +80,23 @@ func phasePause(t *testing.T, r *airflowRig) {
 	if out, err := r.shardctl(ctx, "status", "--only", "holds"); err != nil || !strings.Contains(out, "no shard is paused") {
 		t.Fatalf("status after resume: %v\n%s", err, out)
 	}
+}
+
+// failedTasks is every task of the run that did not succeed, with the log of the failed ones.
+func (r *airflowRig) failedTasks(ctx context.Context, dagID, runID string) string {
+	tis, err := r.client.TaskInstances(ctx, dagID, runID)
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, ti := range tis {
+		if ti.State == airflow.StateSuccess {
+			continue
+		}
+		fmt.Fprintf(&b, "%s: %s\n", ti.TaskID, ti.State)
+		if ti.State == airflow.StateFailed {
+			b.WriteString(lastLines(r.home.TaskLog(dagID, runID, ti.TaskID), 30) + "\n")
+		}
+	}
+	return b.String()
 }

@@ -126,7 +126,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 
 	// a paused shard is not checked (it may be in maintenance; its windows were skipped
 	// and run again on resume)
-	ids, err = unpaused(ctx, target, env, ids, stdout)
+	ids, paused, err := unpaused(ctx, target, env, ids, stdout)
 	if err != nil {
 		return err
 	}
@@ -156,7 +156,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	rep, err := dq.Run(ctx, dq.Config{
 		Registry: reg, RunID: *runID, Tables: tbls, Windows: windows, Sources: sources,
 		Warehouse: deps.warehouse, CrossShard: *cross, FullScan: *fullScan, Files: deps.files,
-		FreshnessSLA: *sla, Logger: log,
+		FreshnessSLA: *sla, Paused: paused, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -289,27 +289,28 @@ func tableNames(reg *registry.Registry) []string {
 	return out
 }
 
-// unpaused drops the paused shards from ids, saying so.
-func unpaused(ctx context.Context, target *registry.Environment, env map[string]string, ids []string, stdout io.Writer) ([]string, error) {
+// unpaused drops the paused shards from ids, saying so, and returns every paused
+// shard with why.
+func unpaused(ctx context.Context, target *registry.Environment, env map[string]string, ids []string, stdout io.Writer) ([]string, map[string]string, error) {
 	store, err := backend.Open(ctx, target.ObjectStore, backend.CredentialsFromEnv(env))
 	if err != nil {
-		return nil, fmt.Errorf("dq: object store (the shards' pauses): %w", err)
+		return nil, nil, fmt.Errorf("dq: object store (the shards' pauses): %w", err)
 	}
 	ps, err := pause.List(ctx, store)
 	if err != nil {
-		return nil, fmt.Errorf("dq: %w", err)
+		return nil, nil, fmt.Errorf("dq: %w", err)
 	}
-	paused := map[string]*pause.Pause{}
-	for i := range ps {
-		paused[ps[i].Shard] = &ps[i]
+	paused := map[string]string{}
+	for _, p := range ps {
+		paused[p.Shard] = fmt.Sprintf("by %s since %s: %s", p.By, p.At.UTC().Format(time.RFC3339), p.Reason)
 	}
 	var out []string
 	for _, id := range ids {
-		if p := paused[id]; p != nil {
-			fmt.Fprintf(stdout, "not checked: %v\n", p.Err())
+		if why, ok := paused[id]; ok {
+			fmt.Fprintf(stdout, "not checked: shard %s is paused %s\n", id, why)
 			continue
 		}
 		out = append(out, id)
 	}
-	return out, nil
+	return out, paused, nil
 }
