@@ -1,13 +1,8 @@
 package cdc
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"strconv"
 	"strings"
 	"time"
@@ -104,48 +99,26 @@ func skippedKey(topic string, partition int32, offset int64) string {
 
 // WriteQuarantine records q, the stop of its partition at a poison event.
 func WriteQuarantine(ctx context.Context, store objstore.Store, q Quarantine) error {
-	return putJSON(ctx, store, QuarantineKey(q.Topic, q.Partition), q)
-}
-
-func putJSON(ctx context.Context, store objstore.Store, key string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return objstore.Classify(store.Put(ctx, key, bytes.NewReader(append(b, '\n'))))
+	return objstore.PutJSON(ctx, store, QuarantineKey(q.Topic, q.Partition), q)
 }
 
 func getQuarantine(ctx context.Context, store objstore.Store, key string) (*Quarantine, error) {
-	rc, err := store.Get(ctx, key)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, objstore.Classify(err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, objstore.Classify(err)
-	}
 	var q Quarantine
-	if err := json.Unmarshal(b, &q); err != nil {
-		return nil, exitcode.Wrap(exitcode.Permanent, fmt.Errorf("quarantine %s: %w", key, err))
+	if ok, err := objstore.GetJSON(ctx, store, key, &q); err != nil || !ok {
+		return nil, err
 	}
 	return &q, nil
 }
 
-// Quarantines lists the stopped partitions, by topic and partition.
-func Quarantines(ctx context.Context, store objstore.Store) ([]Quarantine, error) {
-	keys, err := store.List(ctx, QuarantinePrefix)
+// listQuarantines reads the records under prefix whose keys keep says are records.
+func listQuarantines(ctx context.Context, store objstore.Store, prefix string, keep func(key string) bool) ([]Quarantine, error) {
+	keys, err := store.List(ctx, prefix)
 	if err != nil {
-		return nil, objstore.Classify(fmt.Errorf("list %s: %w", QuarantinePrefix, err))
+		return nil, objstore.Classify(fmt.Errorf("list %s: %w", prefix, err))
 	}
 	var out []Quarantine
 	for _, k := range keys {
-		// quarantine/cdc/<topic>/p<partition>.json; the decisions live deeper
-		if parts := strings.Split(strings.TrimPrefix(k, QuarantinePrefix), "/"); len(parts) != 2 ||
-			!strings.HasPrefix(parts[1], "p") || !strings.HasSuffix(parts[1], ".json") {
+		if !keep(k) {
 			continue
 		}
 		q, err := getQuarantine(ctx, store, k)
@@ -159,23 +132,18 @@ func Quarantines(ctx context.Context, store objstore.Store) ([]Quarantine, error
 	return out, nil
 }
 
+// Quarantines lists the stopped partitions, by topic and partition.
+func Quarantines(ctx context.Context, store objstore.Store) ([]Quarantine, error) {
+	return listQuarantines(ctx, store, QuarantinePrefix, func(k string) bool {
+		// quarantine/cdc/<topic>/p<partition>.json; the decisions live deeper
+		parts := strings.Split(strings.TrimPrefix(k, QuarantinePrefix), "/")
+		return len(parts) == 2 && strings.HasPrefix(parts[1], "p") && strings.HasSuffix(parts[1], ".json")
+	})
+}
+
 // Skipped lists the events skipped by an operator's decision, with the decision.
 func Skipped(ctx context.Context, store objstore.Store) ([]Quarantine, error) {
-	keys, err := store.List(ctx, skippedPrefix)
-	if err != nil {
-		return nil, objstore.Classify(fmt.Errorf("list %s: %w", skippedPrefix, err))
-	}
-	var out []Quarantine
-	for _, k := range keys {
-		q, err := getQuarantine(ctx, store, k)
-		if err != nil {
-			return nil, err
-		}
-		if q != nil {
-			out = append(out, *q)
-		}
-	}
-	return out, nil
+	return listQuarantines(ctx, store, skippedPrefix, func(string) bool { return true })
 }
 
 func retriedKey(topic string, partition int32, offset int64, at time.Time) string {
@@ -231,7 +199,7 @@ func Release(ctx context.Context, store objstore.Store, topic string, p int32, o
 	if d.Action == Skip {
 		record = skippedKey(topic, p, offset)
 	}
-	if err := putJSON(ctx, store, record, q); err != nil {
+	if err := objstore.PutJSON(ctx, store, record, q); err != nil {
 		return nil, fmt.Errorf("release: record the decision on %s/%d offset %d: %w", topic, p, offset, err)
 	}
 	if err := store.Delete(ctx, key); err != nil {

@@ -9,13 +9,8 @@
 package pause
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"strings"
 	"time"
 
@@ -55,33 +50,21 @@ func Set(ctx context.Context, store objstore.Store, p Pause) (*Pause, error) {
 	if p.At.IsZero() {
 		p.At = time.Now().UTC()
 	}
-	b, err := json.MarshalIndent(p, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := store.Put(ctx, Key(p.Shard), bytes.NewReader(append(b, '\n'))); err != nil {
-		return nil, objstore.Classify(fmt.Errorf("pause %s: %w", p.Shard, err))
+	if err := objstore.PutJSON(ctx, store, Key(p.Shard), p); err != nil {
+		return nil, fmt.Errorf("pause %s: %w", p.Shard, err)
 	}
 	return &p, nil
 }
 
 // Get returns shard's pause, or nil when it is not paused.
 func Get(ctx context.Context, store objstore.Store, shard string) (*Pause, error) {
-	rc, err := store.Get(ctx, Key(shard))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, objstore.Classify(fmt.Errorf("read the pause of shard %s: %w", shard, err))
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, objstore.Classify(fmt.Errorf("read the pause of shard %s: %w", shard, err))
-	}
 	var p Pause
-	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, exitcode.Wrap(exitcode.Permanent, fmt.Errorf("pause of shard %s (%s): %w", shard, Key(shard), err))
+	ok, err := objstore.GetJSON(ctx, store, Key(shard), &p)
+	if err != nil {
+		return nil, fmt.Errorf("the pause of shard %s: %w", shard, err)
+	}
+	if !ok {
+		return nil, nil
 	}
 	return &p, nil
 }
