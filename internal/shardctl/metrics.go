@@ -29,11 +29,12 @@ func init() {
        shardflow_shard_up) and the CDC path as 'shardctl connectors status' does:
        connector and task states, replication slot (exists, active, lost, retained
        WAL, confirmed_flush lag), Debezium heartbeat age, the tokenize group's lag in
-       records and seconds; the partitions tokenize cdc quarantined at a poison
-       event (read from the object store). A part it cannot read is reported by
-       shardflow_shard_up 0 or shardflow_cdc_status_read 0, its other gauges left out.
-       Connect is kafka.connect_url, Kafka kafka.brokers; --no-cdc reads the shards
-       only (an environment without CDC).
+       records and seconds; from the object store, the shards paused by an operator
+       and the partitions tokenize cdc quarantined at a poison event. A part it
+       cannot read is reported by shardflow_shard_up 0, shardflow_cdc_status_read 0
+       or shardflow_cdc_quarantine_read 0, its other gauges left out. Connect is
+       kafka.connect_url, Kafka kafka.brokers; --no-cdc reads the shards and the
+       object store only (an environment without CDC).
 list   every metric family shardflow serves: name, labels, who serves it (the
        exporter, or a task pushing to the Pushgateway at the end of each run).
 
@@ -91,12 +92,12 @@ func runMetrics(ctx context.Context, env Env, args []string) error {
 			dsns[s.ID] = v
 		}
 	}
+	st, err := objbackend.Open(ctx, target.ObjectStore, objbackend.CredentialsFromEnv(env.Vars))
+	if err != nil {
+		return fmt.Errorf("metrics serve: object store (its paused shards and CDC quarantines are reported): %w", err)
+	}
+	ex.Store = st
 	if !*noCDC {
-		st, err := objbackend.Open(ctx, target.ObjectStore, objbackend.CredentialsFromEnv(env.Vars))
-		if err != nil {
-			return fmt.Errorf("metrics serve: object store (its CDC quarantines are reported): %w", err)
-		}
-		ex.Store = st
 		if target.Kafka.ConnectURL == "" || len(target.Kafka.Brokers) == 0 {
 			return exitcode.Errorf(exitcode.Usage, "metrics serve: environment %s has no kafka.connect_url or kafka.brokers (or give --no-cdc)", env.Name)
 		}
