@@ -8,8 +8,6 @@
 // only the families of Catalog; a test checks it.
 package metrics
 
-import "sort"
-
 // Source says who serves a family.
 type Source string
 
@@ -30,34 +28,32 @@ type Family struct {
 
 // Names of the families.
 const (
-	ShardUp             = "shardflow_shard_up"
-	ConnectorState      = "shardflow_connector_state"
-	ConnectorTaskState  = "shardflow_connector_task_state"
-	SlotExists          = "shardflow_replication_slot_exists"
-	SlotActive          = "shardflow_replication_slot_active"
-	SlotLost            = "shardflow_replication_slot_lost"
-	SlotRetainedBytes   = "shardflow_replication_slot_retained_wal_bytes"
-	SlotFlushLagBytes   = "shardflow_replication_slot_confirmed_flush_lag_bytes"
-	HeartbeatAge        = "shardflow_cdc_heartbeat_age_seconds"
-	ConsumerLagRecords  = "shardflow_cdc_consumer_lag_records"
-	ConsumerLagSeconds  = "shardflow_cdc_consumer_lag_seconds"
-	CDCRead             = "shardflow_cdc_status_read"
-	Quarantined         = "shardflow_cdc_quarantined"
-	QuarantineRead      = "shardflow_cdc_quarantine_read"
-	PausedSince         = "shardflow_shard_paused_since_timestamp_seconds"
-	ExporterScrapeTime  = "shardflow_exporter_scrape_duration_seconds"
-	TaskExitCode        = "shardflow_task_last_exit_code"
-	TaskRunTime         = "shardflow_task_last_run_timestamp_seconds"
-	TaskSuccessTime     = "shardflow_task_last_success_timestamp_seconds"
-	WindowDoneEnd       = "shardflow_window_done_end_timestamp_seconds"
-	WindowRows          = "shardflow_window_rows"
-	WindowDuration      = "shardflow_window_duration_seconds"
-	CDCLoadedCommit     = "shardflow_cdc_loaded_commit_timestamp_seconds"
-	DQResults           = "shardflow_dq_results"
-	PCILeaks            = "shardflow_pci_leaks"
-	FinanceReadyDay     = "shardflow_finance_ready_day_timestamp_seconds"
-	PushTime            = "push_time_seconds" // the Pushgateway's own, per group
-	connectorStateLabel = "state"
+	ShardUp            = "shardflow_shard_up"
+	ConnectorState     = "shardflow_connector_state"
+	ConnectorTaskState = "shardflow_connector_task_state"
+	SlotExists         = "shardflow_replication_slot_exists"
+	SlotActive         = "shardflow_replication_slot_active"
+	SlotLost           = "shardflow_replication_slot_lost"
+	SlotRetainedBytes  = "shardflow_replication_slot_retained_wal_bytes"
+	SlotFlushLagBytes  = "shardflow_replication_slot_confirmed_flush_lag_bytes"
+	HeartbeatAge       = "shardflow_cdc_heartbeat_age_seconds"
+	ConsumerLagRecords = "shardflow_cdc_consumer_lag_records"
+	ConsumerLagSeconds = "shardflow_cdc_consumer_lag_seconds"
+	CDCRead            = "shardflow_cdc_status_read"
+	Quarantined        = "shardflow_cdc_quarantined"
+	QuarantineRead     = "shardflow_cdc_quarantine_read"
+	PausedSince        = "shardflow_shard_paused_since_timestamp_seconds"
+	ExporterScrapeTime = "shardflow_exporter_scrape_duration_seconds"
+	TaskExitCode       = "shardflow_task_last_exit_code"
+	TaskRunTime        = "shardflow_task_last_run_timestamp_seconds"
+	TaskSuccessTime    = "shardflow_task_last_success_timestamp_seconds"
+	WindowDoneEnd      = "shardflow_window_done_end_timestamp_seconds"
+	WindowRows         = "shardflow_window_rows"
+	WindowDuration     = "shardflow_window_duration_seconds"
+	CDCLoadedCommit    = "shardflow_cdc_loaded_commit_timestamp_seconds"
+	DQResults          = "shardflow_dq_results"
+	PCILeaks           = "shardflow_pci_leaks"
+	FinanceReadyDay    = "shardflow_finance_ready_day_timestamp_seconds"
 )
 
 // Catalog is every family shardflow serves.
@@ -97,18 +93,5 @@ func Lookup(name string) (Family, bool) {
 			return f, true
 		}
 	}
-	if name == PushTime {
-		return Family{Name: PushTime, Type: "gauge", Help: "Last push to the group (the Pushgateway's own).", Source: FromPush}, true
-	}
 	return Family{}, false
-}
-
-// Names lists every family name, sorted.
-func Names() []string {
-	var out []string
-	for _, f := range Catalog {
-		out = append(out, f.Name)
-	}
-	sort.Strings(out)
-	return out
 }

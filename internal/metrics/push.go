@@ -159,7 +159,7 @@ func current(ctx context.Context, gateway string, group map[string]string, famil
 	}
 	for _, g := range body.Data {
 		var labels map[string]string
-		if json.Unmarshal(g["labels"], &labels) != nil || !sameGroup(labels, group) {
+		if json.Unmarshal(g["labels"], &labels) != nil || !maps.Equal(labels, group) {
 			continue
 		}
 		var fam struct {
@@ -173,10 +173,6 @@ func current(ctx context.Context, gateway string, group map[string]string, famil
 		}
 	}
 	return 0, false
-}
-
-func sameGroup(got, want map[string]string) bool {
-	return maps.Equal(got, want)
 }
 
 func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
