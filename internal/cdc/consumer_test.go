@@ -455,6 +455,54 @@ func TestPoisonEventQuarantined(t *testing.T) {
 	}
 }
 
+// TestPoisonEventAfterACrash: the consumer dies after landing the records before a
+// poison event (manifest stored, offset not committed). The next run adopts that file
+// instead of cutting the records again, then quarantines the event at its offset:
+// nothing lands twice, nothing after the event lands.
+func TestPoisonEventAfterACrash(t *testing.T) {
+	stack := cdctest.Start(t)
+	reg := loadRegistry(t)
+	lake := t.TempDir()
+	ctx := context.Background()
+	topic := "shardflow.s00.public.payments"
+	cust := customerOn(t, reg, "s00", 0)
+	bad := paymentEvent(reg, "c", 99, cust, 1, 99)
+	var env map[string]any
+	_ = json.Unmarshal(bad, &env)
+	env["after"].(map[string]any)["card_cvv"] = "987"
+	bad, _ = json.Marshal(env)
+	var vals [][]byte
+	for i := 0; i < 3; i++ {
+		vals = append(vals, paymentEvent(reg, "c", i, cust, 1, int64(i)))
+	}
+	produce(t, stack.Brokers, topic, append(vals, bad, paymentEvent(reg, "c", 3, cust, 1, 3))...)
+	c := newConsumer(t, reg, stack.Brokers, lake)
+	crash := errors.New("crash")
+	c.Failpoint = func(step, key string) error {
+		if step == "manifest" {
+			return crash
+		}
+		return nil
+	}
+	if _, err := c.Run(ctx, true); !errors.Is(err, crash) {
+		t.Fatalf("run with a crash after the prefix's manifest: %v", err)
+	}
+	if qs, _ := cdc.Quarantines(ctx, dir.Store{Root: lake}); len(qs) != 0 {
+		t.Fatalf("quarantined %+v before the prefix was committed", qs)
+	}
+	c.Failpoint = nil
+	sums, err := c.Run(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sums) != 1 || sums[0].Adopted != 1 || sums[0].Files != 0 || len(sums[0].Quarantined) != 1 || sums[0].Quarantined[0].Offset != 3 {
+		t.Fatalf("after the crash: %+v, want the prefix file adopted and the event quarantined at offset 3", sums)
+	}
+	if got := ranges(landedFiles(t, lake, "payments")); got != "0-2" {
+		t.Fatalf("files %s, want 0-2 only", got)
+	}
+}
+
 // TestPausedShard: a paused shard's partitions stay at their committed offsets while
 // the other shard lands; the run succeeds; after the resume every record of the paused
 // shard lands, none twice.
