@@ -165,6 +165,9 @@ const (
 	PCILast4 PCIPolicy = "last4" // the last four digits only
 	PCIBIN   PCIPolicy = "bin"   // the first six digits only
 	PCIDrop  PCIPolicy = "drop"  // never carried: not extracted, not in CDC, not landed
+	// PCIRedact is for free text people type into (an order note): every card-number-like
+	// substring is replaced in place by its token, the rest of the text lands as typed.
+	PCIRedact PCIPolicy = "redact"
 )
 
 // Extract holds the batch extraction settings.

@@ -317,9 +317,9 @@ func (r *Registry) validateTables(errs *Errors) {
 				errs.add(cp+".type", 0, "%q is not a supported type (uuid, text, bigint, integer, boolean, timestamptz, date)", c.Type)
 			}
 			switch c.PCI {
-			case "", PCIKeep, PCIToken, PCILast4, PCIBIN, PCIDrop:
+			case "", PCIKeep, PCIToken, PCILast4, PCIBIN, PCIDrop, PCIRedact:
 			default:
-				errs.add(cp+".pci", 0, "%q is not a policy (token | last4 | bin | drop | keep)", c.PCI)
+				errs.add(cp+".pci", 0, "%q is not a policy (token | last4 | bin | drop | redact | keep)", c.PCI)
 			}
 			if cvvClass.MatchString(c.Name) && c.PCI != PCIDrop {
 				errs.add(cp+".pci", 0, "%s is a card verification code and must be drop (PCI DSS 3.3.1: never stored after authorization)", c.Name)

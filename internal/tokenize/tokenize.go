@@ -6,6 +6,8 @@
 //   - token: tok_<key id>_<base64url, no padding, of HMAC-SHA256(key, "<column>\x00<value>")[:16]>,
 //     the value trimmed of surrounding white space first;
 //   - last4: the value's last 4 digits; bin: its first 6 digits;
+//   - redact: free text with every card-number-like substring replaced by its token
+//     (redact.go);
 //   - drop: never tokenized (the column is never read nor landed);
 //   - NULL stays NULL: callers never pass NULL (Apply takes a string).
 //
@@ -79,8 +81,8 @@ func New(keyID string, key []byte) (*Tokenizer, error) {
 // KeyID is the key id recorded in tokens and manifests.
 func (t *Tokenizer) KeyID() string { return t.keyID }
 
-// Apply returns the landed form of value for column c under c's policy (token, last4 or
-// bin). Any other policy is an error: drop columns are never read, keep columns land
+// Apply returns the landed form of value for column c under c's policy (token, last4,
+// bin or redact). Any other policy is an error: drop columns are never read, keep columns land
 // unchanged without coming here.
 func (t *Tokenizer) Apply(c registry.Column, value string) (string, error) {
 	switch c.PCI {
@@ -90,6 +92,9 @@ func (t *Tokenizer) Apply(c registry.Column, value string) (string, error) {
 		return digits(c.Name, c.PCI, value, 4, true)
 	case registry.PCIBIN:
 		return digits(c.Name, c.PCI, value, 6, false)
+	case registry.PCIRedact:
+		s, _ := t.Redact(c.Name, value)
+		return s, nil
 	case registry.PCIDrop:
 		return "", fmt.Errorf("tokenize column %s: %w", c.Name, ErrDrop)
 	}
