@@ -25,7 +25,7 @@ include $(sort $(wildcard test/harness/*.mk))
 #                versitygw, fakesnow); test/harness/go-packages.sh splits ./... in two
 #   e2e          the pipeline end to end: the batch demo, dbt on its fixture, CDC, Airflow
 TEST_LINT        := lint lint-dags lint-seeds lint-monitoring
-TEST_UNIT        := test-go-unit test-monitoring-rules test-dags
+TEST_UNIT        := test-go-unit test-java test-monitoring-rules test-dags
 TEST_INTEGRATION := test-go-integration
 TEST_E2E         := test-demo test-dbt test-cdc test-airflow-e2e
 

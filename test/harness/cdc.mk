@@ -1,7 +1,9 @@
 # Near-real-time path (docs/cdc.md): Kafka (KRaft) + Kafka Connect + the Debezium
 # PostgreSQL plugin from Maven Central (test/harness/cdc/pom.xml, resolved into var/cdc),
 # connectors rendered from shards.yaml (shardctl connectors), and `tokenize cdc`, the
-# Go consumer that lands Parquet files by offset range.
+# Go consumer that lands Parquet files by offset range. The Connect worker also loads
+# shardflow's tokenize transform (docker/connect/tokenize, built here with mvn), so card
+# data is tokenized before any byte reaches Kafka (docs/pci.md).
 # Ports of the default stack: broker 19092, controller 19093, Connect REST 18083.
 # Tests start their own stacks on free ports.
 DEPS_TARGETS  += deps-cdc
@@ -9,13 +11,24 @@ BENCH_TARGETS += bench-cdc
 
 CDC_DIR  := $(VAR)/cdc
 CDC_JARS := $(CDC_DIR)/lib/.resolved
+SMT_SRC  := docker/connect/tokenize
+SMT_JAR  := $(CDC_DIR)/plugins/shardflow-tokenize/shardflow-tokenize.jar
+MVN_SMT  := mvn -B -q -f $(SMT_SRC)/pom.xml -Dmaven.repo.local=$(CDC_DIR)/m2 -Dbuild.dir=$(CDC_DIR)/tokenize
 
-.PHONY: deps-cdc cdc-up cdc-down cdc-status test-cdc bench-cdc demo-cdc
-deps-cdc: $(CDC_JARS) ## resolve Kafka, Connect and the Debezium plugin from Maven Central into var/cdc
+.PHONY: deps-cdc cdc-up cdc-down cdc-status test-cdc bench-cdc demo-cdc test-java
+deps-cdc: $(CDC_JARS) $(SMT_JAR) ## resolve Kafka, Connect and the Debezium plugin from Maven Central into var/cdc; build the tokenize transform into its plugin.path
 $(CDC_JARS): test/harness/cdc/pom.xml
 	@mkdir -p $(CDC_DIR)
 	mvn -B -q -f test/harness/cdc/pom.xml -Dmaven.repo.local=$(CDC_DIR)/m2 -Dcdc.dir=$(CDC_DIR) package
 	@touch $@
+
+$(SMT_JAR): $(SMT_SRC)/pom.xml $(shell find $(SMT_SRC)/src/main -type f)
+	$(MVN_SMT) -DskipTests package
+	@mkdir -p $(dir $@)
+	cp $(CDC_DIR)/tokenize/shardflow-tokenize-1.jar $@
+
+test-java: deps-cdc ## the tokenize transform's Java tests, the cross-language vectors (test/vectors/tokenize.json) among them
+	$(MVN_SMT) test
 
 cdc-up: deps-cdc ## start Kafka (127.0.0.1:19092) and a Connect worker (http://127.0.0.1:18083), wait until ready
 	@bash test/harness/cdc/stack.sh up
