@@ -137,7 +137,9 @@ def _secrets(command: str, shards: Sequence[str]) -> list[Secret]:
     # tokenize cdc reads a pending move's fence rows on its shards (decisions/0017)
     if command in ("extract-window", "dq", "tokenize"):
         refs += [EXTRACT_DSN[s] for s in shards]
-    if command in ("extract-window", "tokenize"):
+    # only the batch path tokenizes; tokenize cdc verifies what the Connect transform
+    # tokenized before Kafka and holds no key (docs/pci.md)
+    if command == "extract-window":
         refs.append(TOKENIZER_KEY)
     if command in ("load", "dq"):
         refs.append(WAREHOUSE_DSN)

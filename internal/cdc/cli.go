@@ -15,12 +15,10 @@ import (
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/registry"
-	"github.com/shopsphere/shardflow/internal/tokenize"
 )
 
 // Deps are the seams `tokenize cdc` is built with: main passes the object store and
-// Parquet writer of the batch path, so both paths land the same bytes (the tokenizer is
-// the batch path's too: tokenize.FromEnv).
+// Parquet writer of the batch path, so both paths land the same bytes.
 type Deps struct {
 	// OpenStore opens the environment's object store.
 	OpenStore   func(ctx context.Context, os registry.ObjectStore) (objstore.Store, error)
@@ -32,9 +30,12 @@ type Deps struct {
 const Usage = `usage: tokenize cdc [--bounded] [--group NAME] [--instance-id ID] [--file-records N] [--flush-interval D] [--brokers HOST:PORT,...]
 
 Consumes the Debezium change topics of every shard (<kafka.topic_prefix>.<shard>.public.<table>,
-found by pattern, so a new shard's topics need no change here), tokenizes PCI columns,
-and lands Parquet files named by topic, partition and offset range, each with its
-manifest; the group's offsets are committed only after a file's manifest is stored.
+found by pattern, so a new shard's topics need no change here), and lands Parquet files
+named by topic, partition and offset range, each with its manifest; the group's offsets
+are committed only after a file's manifest is stored. PCI columns arrive tokenized: the
+connectors' tokenize transform applies shards.yaml's policies in the Connect worker,
+before Kafka (docs/pci.md). This command holds no tokenizer key; it checks that every
+PCI value is in its landed form (a token, 4 or 6 digits, text with no card number).
 
   --bounded         stop once every partition is landed up to its end offset at the
                     start (the Airflow micro-batch task); without it, follow until
@@ -48,12 +49,13 @@ manifest; the group's offsets are committed only after a file's manifest is stor
                     long (default 30s)
   --brokers         override the environment's kafka.brokers
 
-Environment: SHARDFLOW_REGISTRY, SHARDFLOW_ENV, the tokenizer key variable named in
-shards.yaml (SHARDFLOW_TOKEN_KEY); while a move is pending, the extract DSN variables of
-its shards (their fence rows judge its changes, docs/decisions/0017). Prints one line per shard.
+Environment: SHARDFLOW_REGISTRY, SHARDFLOW_ENV; while a move is pending, the extract DSN
+variables of its shards (their fence rows judge its changes, docs/decisions/0017). Prints
+one line per shard.
 
 A poison event (it does not decode, carries a column shards.yaml does not declare or
-declares drop, or has the wrong bucket) stops its partition there: the records before it
+declares drop, a PCI value not in its landed form, or has the wrong bucket) stops its
+partition there: the records before it
 land, the event is recorded as a quarantine under quarantine/cdc/ in the object store
 (topic, partition, offset, the reason; never its values), and the other partitions and
 shards go on. It does not fail the run; 'shardctl quarantine' lists and releases it.
@@ -93,10 +95,6 @@ func Command(ctx context.Context, args []string, env map[string]string, stdout, 
 	if len(bs) == 0 {
 		return exitcode.Errorf(exitcode.Usage, "tokenize cdc: environment %s has no kafka.brokers", envName)
 	}
-	tok, err := tokenize.FromEnv(reg.Tokenizer, env)
-	if err != nil {
-		return fmt.Errorf("tokenize cdc: %w", err)
-	}
 	store, err := d.OpenStore(ctx, target.ObjectStore)
 	if err != nil {
 		return fmt.Errorf("tokenize cdc: object store: %w", err)
@@ -117,7 +115,7 @@ func Command(ctx context.Context, args []string, env map[string]string, stdout, 
 	defer fences.Close()
 	c := &Consumer{
 		Registry: reg, Brokers: bs, TopicPrefix: target.Kafka.TopicPrefix, Group: *group, InstanceID: *instance,
-		Store: store, Fences: fences, Tokenizer: tok, NewWriter: d.NewWriter,
+		Store: store, Fences: fences, NewWriter: d.NewWriter,
 		FileRecords: *fileRecords, FlushInterval: *flush, CodeVersion: d.CodeVersion, Log: log,
 	}
 	began := time.Now()

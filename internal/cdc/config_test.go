@@ -8,7 +8,6 @@ import (
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/objstore/dir"
 	"github.com/shopsphere/shardflow/internal/registry"
-	"github.com/shopsphere/shardflow/internal/tokenize"
 )
 
 // TestConfigured: Run's defaults go on a copy; the caller's Consumer is not changed,
@@ -17,11 +16,7 @@ func TestConfigured(t *testing.T) {
 	if _, err := (&Consumer{}).configured(); exitcode.Of(err) != exitcode.Usage {
 		t.Fatalf("no seams: %v (exit %d), want exit 2", err, exitcode.Of(err))
 	}
-	tok, err := tokenize.New("k1", []byte("0123456789abcdef0123456789abcdef"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &Consumer{Registry: &registry.Registry{}, Store: dir.Store{Root: t.TempDir()}, Tokenizer: tok, NewWriter: landing.OpenParquet}
+	c := &Consumer{Registry: &registry.Registry{}, Store: dir.Store{Root: t.TempDir()}, NewWriter: landing.OpenParquet}
 	cfg, err := c.configured()
 	if err != nil {
 		t.Fatal(err)

@@ -52,8 +52,10 @@ type Consumer struct {
 	Store      objstore.Store
 	// Fences reads a shard's fence rows while it is in a pending move (nil: such a
 	// shard's files fail, exit 2).
-	Fences    *fence.Views
-	Tokenizer landing.Tokenizer
+	Fences *fence.Views
+	// NewWriter writes the landed files. The consumer holds no tokenizer key: PCI
+	// values arrive tokenized by the connector's transform (docs/pci.md) and are
+	// verified (tokenize.Verifier); a value in clear is a poison event.
 	NewWriter landing.NewFileWriter
 	// FileRecords is the offset block a file never crosses (default 10000).
 	FileRecords int64
@@ -93,8 +95,8 @@ type Summary struct {
 // configured is a copy of c with the defaults filled in, or the reason c cannot run.
 // Run works on it only, so the caller's Consumer is never changed.
 func (c *Consumer) configured() (*Consumer, error) {
-	if c.Store == nil || c.Tokenizer == nil || c.NewWriter == nil || c.Registry == nil {
-		return nil, exitcode.Errorf(exitcode.Usage, "cdc consumer: store, tokenizer, writer and registry are required")
+	if c.Store == nil || c.NewWriter == nil || c.Registry == nil {
+		return nil, exitcode.Errorf(exitcode.Usage, "cdc consumer: store, writer and registry are required")
 	}
 	cfg := *c
 	if cfg.Group == "" {

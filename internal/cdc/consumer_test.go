@@ -1,6 +1,7 @@
 package cdc_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,15 +43,32 @@ func loadRegistry(t *testing.T) *registry.Registry {
 	return reg
 }
 
+// testTok is the tokenizer the connectors' transform would run with testKey: hand-made
+// events carry what it lands (asTransformed), as events from a real worker do.
+var testTok = func() *tokenize.Tokenizer {
+	tk, err := tokenize.New("k1", []byte(testKey))
+	if err != nil {
+		panic(err)
+	}
+	return tk
+}()
+
+// asTransformed applies the payments table's PCI policies to a row in place, as the
+// Connect transform does before Kafka.
+func asTransformed(row map[string]any) map[string]any {
+	for _, col := range []string{"card_number", "card_holder"} {
+		if v, ok := row[col].(string); ok {
+			row[col] = testTok.Token(col, v)
+		}
+	}
+	return row
+}
+
 func newConsumer(t *testing.T, reg *registry.Registry, brokers []string, lake string) *cdc.Consumer {
 	t.Helper()
-	tok, err := tokenize.New("k1", []byte(testKey))
-	if err != nil {
-		t.Fatal(err)
-	}
 	return &cdc.Consumer{
 		Registry: reg, Brokers: brokers, TopicPrefix: "shardflow", Group: "test-" + t.Name(),
-		Store: dir.Store{Root: lake}, Tokenizer: tok,
+		Store: dir.Store{Root: lake},
 		NewWriter:   landing.OpenParquet,
 		FileRecords: 10, FlushInterval: time.Second, CodeVersion: "test",
 	}
@@ -71,8 +89,19 @@ func customerOn(t *testing.T, reg *registry.Registry, shard string, n int) int64
 	return 0
 }
 
-// paymentEvent is a Debezium envelope (schemas disabled) of one payments row.
+// paymentEvent is a Debezium envelope (schemas disabled) of one payments row, as the
+// connector's transform leaves it (clearPaymentEvent: as it would be without one).
 func paymentEvent(reg *registry.Registry, op string, id int, cust int64, version int64, lsn int64) []byte {
+	return paymentEnvelope(reg, op, id, cust, version, lsn, asTransformed)
+}
+
+// clearPaymentEvent is paymentEvent with the card number and holder in clear: what a
+// connector without the tokenize transform would publish.
+func clearPaymentEvent(reg *registry.Registry, op string, id int, cust int64, version int64, lsn int64) []byte {
+	return paymentEnvelope(reg, op, id, cust, version, lsn, func(r map[string]any) map[string]any { return r })
+}
+
+func paymentEnvelope(reg *registry.Registry, op string, id int, cust int64, version int64, lsn int64, transform func(map[string]any) map[string]any) []byte {
 	row := map[string]any{
 		"payment_id": fmt.Sprintf("01890000-0000-7000-8000-%012d", id), "order_id": fmt.Sprintf("01890000-0000-7000-9000-%012d", id),
 		"customer_id": cust, "bucket": reg.Bucket(cust), "kind": "charge", "status": "captured", "amount_cents": 1000 + id,
@@ -80,6 +109,7 @@ func paymentEvent(reg *registry.Registry, op string, id int, cust int64, version
 		"card_last4": fmt.Sprintf("%04d", id%10000), "deleted": false,
 		"created_at": "2026-11-24T10:00:00.123456Z", "updated_at": time.Now().UTC().Format(time.RFC3339Nano), "row_version": version,
 	}
+	row = transform(row)
 	env := map[string]any{"op": op, "source": map[string]any{"lsn": lsn, "txId": 1000 + lsn, "ts_ms": time.Now().UnixMilli(), "ts_us": time.Now().UnixMicro(), "table": "payments"}}
 	if op == "d" {
 		env["before"] = row
@@ -91,7 +121,7 @@ func paymentEvent(reg *registry.Registry, op string, id int, cust int64, version
 	return b
 }
 
-func produce(t *testing.T, brokers []string, topic string, values ...[]byte) {
+func produce(t testing.TB, brokers []string, topic string, values ...[]byte) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.AllowAutoTopicCreation())
 	if err != nil {
@@ -452,6 +482,74 @@ func TestPoisonEventQuarantined(t *testing.T) {
 	}
 	if rows != 9+6 {
 		t.Fatalf("%d rows landed, want 15 (9 good of s00, 6 of s01)", rows)
+	}
+}
+
+// TestClearCardValueQuarantined: an event whose card number arrives in clear (a
+// connector without the tokenize transform) or with the transform's marker (a value its
+// policy could not take) never lands: its partition stops there and the event is
+// quarantined, naming the column, never the value; the shard's other partitions and the
+// other shards go on, and nothing in the lake holds the card number.
+func TestClearCardValueQuarantined(t *testing.T) {
+	stack := cdctest.Start(t)
+	reg := loadRegistry(t)
+	lake := t.TempDir()
+	store := dir.Store{Root: lake}
+	ctx := context.Background()
+	t00, t01 := "shardflow.s00.public.payments", "shardflow.s01.public.payments"
+	c00, c01 := customerOn(t, reg, "s00", 0), customerOn(t, reg, "s01", 0)
+	clear := clearPaymentEvent(reg, "c", 7, c00, 1, 7)
+	marked := paymentEvent(reg, "c", 8, c01, 1, 8)
+	var env map[string]any
+	_ = json.Unmarshal(marked, &env)
+	env["after"].(map[string]any)["card_last4"] = tokenize.MarkPrefix + "fewer-digits"
+	marked, _ = json.Marshal(env)
+	produce(t, stack.Brokers, t00, paymentEvent(reg, "c", 1, c00, 1, 1), paymentEvent(reg, "c", 2, c00, 1, 2), clear, paymentEvent(reg, "c", 3, c00, 1, 3))
+	produce(t, stack.Brokers, t01, paymentEvent(reg, "c", 4, c01, 1, 4), marked)
+	sums, err := newConsumer(t, reg, stack.Brokers, lake).Run(ctx, true)
+	if err != nil {
+		t.Fatalf("a quarantine must not fail the run: %v", err)
+	}
+	by := map[string]cdc.Summary{}
+	for _, s := range sums {
+		by[s.Shard] = s
+	}
+	if s := by["s00"]; len(s.Quarantined) != 1 || s.Quarantined[0].Offset != 2 || s.Rows != 2 {
+		t.Fatalf("s00 %+v, want 2 rows landed and a quarantine at offset 2", s)
+	}
+	if s := by["s01"]; len(s.Quarantined) != 1 || s.Quarantined[0].Offset != 1 || s.Rows != 1 {
+		t.Fatalf("s01 %+v, want 1 row landed and a quarantine at offset 1", s)
+	}
+	qs, err := cdc.Quarantines(ctx, store)
+	if err != nil || len(qs) != 2 {
+		t.Fatalf("quarantines %+v, %v", qs, err)
+	}
+	pan := fmt.Sprintf("4111111111%06d", 7)
+	for _, q := range qs {
+		want := map[string]string{t00: "column card_number of key 01890000-0000-7000-8000-000000000007: policy token: value is not in its landed form", t01: "column card_last4 of key 01890000-0000-7000-8000-000000000008: policy last4: the connector's tokenize transform could not apply the policy: the value has fewer digits than the policy keeps"}[q.Topic]
+		if !strings.Contains(q.Reason, want) || q.ExitCode != 3 {
+			t.Errorf("quarantine of %s: %q exit %d, want it to say %q, exit 3", q.Topic, q.Reason, q.ExitCode, want)
+		}
+		if strings.Contains(q.Reason, pan) || strings.Contains(q.Reason, "Holder 7") {
+			t.Errorf("quarantine of %s holds the clear value", q.Topic)
+		}
+	}
+	// no byte of the lake holds the clear card number or holder
+	err = filepath.WalkDir(lake, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err == nil && (bytes.Contains(b, []byte(pan)) || bytes.Contains(b, []byte("Holder 7"))) {
+			t.Errorf("%s holds the clear card value", p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ranges(landedFiles(t, lake, "payments")); got != "0-1,0-0" && got != "0-0,0-1" {
+		t.Errorf("payments files %s, want s00 0-1 and s01 0-0 (cut before each poison event)", got)
 	}
 }
 

@@ -29,6 +29,7 @@ func paymentAt(reg *registry.Registry, op string, id int, cust int64, updated, c
 		"currency": "EUR", "card_number": fmt.Sprintf("4111111111%06d", id), "card_holder": "Holder", "card_last4": "0000",
 		"deleted": false, "created_at": updated.Format(time.RFC3339Nano), "updated_at": updated.Format(time.RFC3339Nano), "row_version": 1,
 	}
+	row = asTransformed(row)
 	env := map[string]any{"op": op, "source": map[string]any{"lsn": 100 + id, "txId": 1000 + id, "ts_us": commit.UnixMicro(), "table": "payments"}}
 	if op == "d" {
 		env["before"] = row

@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/objstore"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/tokenize"
 )
 
 // Sentinel errors; each is wrapped with the shard, table and offsets it concerns.
@@ -38,7 +40,7 @@ type mapper struct {
 }
 
 func (c *Consumer) newMapper(t registry.Table) (*mapper, error) {
-	pipe, err := landing.NewPipeline(c.Registry, t, c.Tokenizer, c.NewWriter)
+	pipe, err := landing.NewPipeline(c.Registry, t, tokenize.Verifier{}, c.NewWriter)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +130,7 @@ func (c *Consumer) build(j *fileJob, m *mapper, own landing.Ownership, extracted
 		Format: landing.FormatVersion, Table: j.Table, Shard: j.Shard, Source: landing.CDC,
 		Topic: j.Topic, Partition: &p, OffsetFirst: &first, OffsetLast: &last,
 		RegistryEpoch: epoch, Rows: sum.Rows(), Checksum: sum.String(),
-		Columns: m.pipe.Columns(), TokenizerKeyID: c.Tokenizer.KeyID(), ExtractedAt: extractedAt, CodeVersion: c.CodeVersion,
+		Columns: m.pipe.Columns(), TokenizerKeyID: strings.Join(f.KeyIDs(), ","), ExtractedAt: extractedAt, CodeVersion: c.CodeVersion,
 	}
 	if !commitLast.IsZero() {
 		b.Manifest.CommitLast = &commitLast

@@ -127,6 +127,22 @@ func TestTokenizerContract(t *testing.T) {
 			if tk.KeyID() != "k1" {
 				t.Errorf("KeyID = %q", tk.KeyID())
 			}
+			// The CDC path's implementation: what the tokenizer lands passes unchanged,
+			// and a clear value is refused without being echoed.
+			v := tokenize.Verifier{}
+			note, _ := tk.Apply(registry.Column{Name: "note", Type: "text", PCI: registry.PCIRedact}, "card "+pan)
+			for c, landed := range map[registry.Column]string{col("card_number"): t1, col("card_last4"): "1111",
+				{Name: "note", Type: "text", PCI: registry.PCIRedact}: note} {
+				if got, err := v.Apply(c, landed); err != nil || got != landed {
+					t.Errorf("verifier on %s's landed form: %q, %v", c.Name, got, err)
+				}
+			}
+			for c, clear := range map[registry.Column]string{col("card_number"): pan, col("card_last4"): "1111 ", col("card_holder"): "Ada Lovelace",
+				{Name: "note", Type: "text", PCI: registry.PCIRedact}: "card " + pan} {
+				if _, err := v.Apply(c, clear); err == nil || strings.Contains(err.Error(), clear) || !errors.Is(err, tokenize.ErrNotTokenized) {
+					t.Errorf("verifier on a clear %s: %v (must refuse without the value)", c.Name, err)
+				}
+			}
 		})
 	}
 }
@@ -139,7 +155,7 @@ func TestFileWriterContract(t *testing.T) {
 		"landing.ParquetWriter": landing.OpenParquet,
 	}
 	at := time.Date(2026, 3, 10, 10, 0, 0, 123456000, time.UTC)
-	row := []any{"0190a0e4-0000-7000-8000-000000000001", int64(42), int32(7), "paid", "EUR", "eu", int64(1000), int64(0), false, at, at, int64(3),
+	row := []any{"0190a0e4-0000-7000-8000-000000000001", int64(42), int32(7), "paid", "EUR", "eu", int64(1000), int64(0), "gift", false, at, at, int64(3),
 		"s00", "batch", "r", int32(1), at, at.Add(time.Hour), at, nil, nil}
 	if len(row) != len(cols) {
 		t.Fatalf("row has %d values for %d columns", len(row), len(cols))

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"time"
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/tokenize"
 )
 
 // ErrWrongBucket: a row's bucket column is not registry.Bucket(customer_id): the
@@ -104,7 +106,8 @@ type File struct {
 	keyParts []string
 	sum      Checksum
 	unowned  int64
-	epoch    int // the newest _registry_epoch written, -1 before the first row
+	epoch    int             // the newest _registry_epoch written, -1 before the first row
+	keyIDs   map[string]bool // the key ids of the tokens written
 }
 
 // Open starts a file over w. lineage holds the file's fields (the shard whose rows it
@@ -128,7 +131,9 @@ func (p *Pipeline) Open(w io.Writer, lineage Lineage, own Ownership) (*File, err
 //   - the change's instant is the watermark column for c, u and r, the commit time for a
 //     delete (d) or a row without a watermark; a row the shard did not own at that
 //     instant is skipped and counted (Unowned);
-//   - PCI columns with policy token, last4 or bin are tokenized (never NULL ones);
+//   - PCI columns with policy token, last4, bin or redact go through the Tokenizer
+//     (never NULL ones): tokenized on the batch path, verified on the CDC path, where
+//     the connector's transform tokenized them before Kafka;
 //   - lineage is filled (the epoch Ownership gave), the row added to the checksum and
 //     written.
 //
@@ -164,9 +169,17 @@ func (f *File) Add(src []any, ch Change) error {
 		tok, err := p.tokenizer.Apply(c, s)
 		if err != nil {
 			// the error never carries the value
-			return fmt.Errorf("tokenize column %s of key %s: %w", c.Name, KeyText(f.keyParts...), err)
+			return fmt.Errorf("column %s of key %s: %w", c.Name, KeyText(f.keyParts...), err)
 		}
 		row[i] = tok
+		if c.PCI == registry.PCIToken {
+			if id, ok := tokenize.KeyIDOf(tok); ok && !f.keyIDs[id] {
+				if f.keyIDs == nil {
+					f.keyIDs = map[string]bool{}
+				}
+				f.keyIDs[id] = true
+			}
+		}
 	}
 	f.epoch = max(f.epoch, epoch)
 	f.lineage.RegistryEpoch = epoch
@@ -193,6 +206,18 @@ func (f *File) Checksum() *Checksum { return &f.sum }
 
 // Unowned is the number of rows skipped because the shard did not own them.
 func (f *File) Unowned() int64 { return f.unowned }
+
+// KeyIDs are the tokenizer key ids of the token-policy values written, sorted: one,
+// except in a file that spans a key rotation (decision 0014); none in a table without
+// token columns.
+func (f *File) KeyIDs() []string {
+	ids := make([]string, 0, len(f.keyIDs))
+	for id := range f.keyIDs {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
 
 // Epoch is the newest _registry_epoch written, and false when no row was written: the
 // caller then takes the epoch of its file's own instant.

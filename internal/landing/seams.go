@@ -6,11 +6,15 @@ import (
 	"github.com/shopsphere/shardflow/internal/registry"
 )
 
-// Tokenizer turns the value of a PCI column into its landed form (docs/contracts.md §4):
-// the same column and value give the same result on every shard, in every run and on
-// both paths, so batch and CDC give the same token for the same value. Pipeline calls it
-// only for columns whose policy is token, last4 or bin, never with NULL. Its errors
-// never contain the value. KeyID is the key id recorded in every manifest.
+// Tokenizer gives the landed form of a PCI column's value (docs/contracts.md §4): the
+// same column and value give the same result on every shard, in every run and on both
+// paths, so batch and CDC give the same token for the same value. Pipeline calls it only
+// for columns whose policy is token, last4, bin or redact, never with NULL. Its errors
+// never contain the value. Two implementations: *tokenize.Tokenizer (batch: it holds
+// the key and tokenizes) and tokenize.Verifier (CDC: the values were tokenized before
+// Kafka by the Connect transform; it checks they are in landed form and passes them on,
+// holding no key). KeyID is the key id a batch manifest records; empty for a verifier,
+// whose files record the ids their tokens carry (File.KeyIDs).
 type Tokenizer interface {
 	Apply(c registry.Column, value string) (string, error)
 	KeyID() string

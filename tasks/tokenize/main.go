@@ -1,6 +1,7 @@
-// Command tokenize turns PCI values into their landed form (docs/contracts.md §4): the
-// CDC consumer that lands the shards' change topics tokenized, and an operator's
-// look-up of a value's token. See --help and docs/objstore.md.
+// Command tokenize lands PCI values in their landed form (docs/contracts.md §4): the
+// CDC consumer that lands the shards' change topics (tokenized before Kafka by the
+// connectors' transform; it verifies them), and an operator's look-up of a value's
+// token. See --help, docs/pci.md and docs/objstore.md.
 package main
 
 import (
@@ -20,13 +21,14 @@ import (
 	"github.com/shopsphere/shardflow/internal/tokenize"
 )
 
-const help = `tokenize turns PCI column values into their landed form: HMAC-SHA256 tokens
-tok_<key id>_..., last4 and bin digits (docs/contracts.md §4); drop-policy columns are
-never carried.
+const help = `tokenize deals in PCI column values' landed form: HMAC-SHA256 tokens
+tok_<key id>_..., last4 and bin digits, free text with card numbers replaced by their
+tokens (docs/contracts.md §4); drop-policy columns are never carried.
 
 usage:
-  tokenize cdc [--bounded] [flags]        consume every shard's Debezium topics and land
-                                          tokenized Parquet + manifests by offset range
+  tokenize cdc [--bounded] [flags]        consume every shard's Debezium topics (tokenized
+                                          in the Connect worker, docs/pci.md) and land
+                                          Parquet + manifests by offset range
                                           (tokenize cdc --help; docs/cdc.md)
   tokenize lookup --column NAME [--table T] [--key-id ID] < values
                                           print the landed form of each value read from
@@ -35,7 +37,8 @@ usage:
 environment:
   SHARDFLOW_REGISTRY   path to shards.yaml (default shards.yaml)
   SHARDFLOW_ENV        environment in shards.yaml (default local): object store, Kafka
-  <tokenizer.key.env>  the tokenizer key, at least 32 bytes, e.g. SHARDFLOW_TOKEN_KEY
+  <tokenizer.key.env>  lookup: the tokenizer key, at least 32 bytes, e.g.
+                       SHARDFLOW_TOKEN_KEY (cdc holds no key)
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE
                        S3 credentials; without them the SDK's default chain
                        (IRSA / web identity, container or instance credentials)

@@ -119,7 +119,7 @@ func TestCDCDeps(t *testing.T) {
 	if _, err := d.OpenStore(context.Background(), registry.ObjectStore{Kind: "gcs"}); err == nil {
 		t.Error("an unknown kind was accepted")
 	}
-	if _, _, code := runT(t, map[string]string{"SHARDFLOW_REGISTRY": "../../shards.yaml"}, "", "cdc", "--bounded"); code != exitcode.Usage {
-		t.Errorf("cdc without a key: exit %d, want 2", code)
+	if _, _, code := runT(t, map[string]string{"SHARDFLOW_REGISTRY": "../../shards.yaml", "SHARDFLOW_ENV": "nowhere"}, "", "cdc", "--bounded"); code != exitcode.Usage {
+		t.Errorf("cdc in an unknown environment: exit %d, want 2", code)
 	}
 }

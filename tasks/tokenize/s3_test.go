@@ -25,8 +25,8 @@ import (
 )
 
 // TestCDCIntoS3: `tokenize cdc --bounded` on an environment whose object store is S3
-// (versitygw) lands the change events of a shard's topic in the bucket, tokenized, with
-// manifests; load reads them back out of the bucket into DuckDB, where card_number holds
+// (versitygw) lands the change events of a shard's topic in the bucket, as the
+// connector's transform tokenized them, with manifests, holding no key; load reads them back out of the bucket into DuckDB, where card_number holds
 // the tokens `tokenize lookup` gives and no card number.
 func TestCDCIntoS3(t *testing.T) {
 	srv := s3test.Start()
@@ -71,9 +71,11 @@ func TestCDCIntoS3(t *testing.T) {
 		pans = append(pans, pan)
 		vals = append(vals, paymentEvent(reg, i, cust, pan))
 	}
+	tk, _ := tokenize.New("k1", []byte(testKey))
 	produce(t, stack.Brokers, "shardflow.s00.public.payments", vals...)
 
-	env := map[string]string{"SHARDFLOW_REGISTRY": regPath, "SHARDFLOW_ENV": "s3", "SHARDFLOW_TOKEN_KEY": testKey,
+	// no tokenizer key: the consumer verifies what the connector's transform tokenized
+	env := map[string]string{"SHARDFLOW_REGISTRY": regPath, "SHARDFLOW_ENV": "s3",
 		"AWS_ACCESS_KEY_ID": s3test.AccessKey, "AWS_SECRET_ACCESS_KEY": s3test.SecretKey}
 	out, errs, code := runT(t, env, "", "cdc", "--bounded", "--group", "s3-test", "--file-records", "5")
 	if code != 0 || !strings.Contains(out, fmt.Sprintf("shard s00: 3 files (0 adopted), %d records, %d rows", n, n)) {
@@ -115,7 +117,6 @@ func TestCDCIntoS3(t *testing.T) {
 	if err != nil || len(sums) != 1 || sums[0].Loaded != 3 || sums[0].Rows != n {
 		t.Fatalf("load from s3: %+v %v", sums, err)
 	}
-	tk, _ := tokenize.New("k1", []byte(testKey))
 	want := map[string]bool{}
 	for _, p := range pans {
 		want[tk.Token("card_number", p)] = true
@@ -142,11 +143,14 @@ func TestCDCIntoS3(t *testing.T) {
 }
 
 // paymentEvent is a Debezium envelope (schemas disabled) of one new payments row.
+// paymentEvent is a change event of a payment paid with pan, as the connector's tokenize
+// transform publishes it (card number and holder tokenized with testKey).
 func paymentEvent(reg *registry.Registry, id int, cust int64, pan string) []byte {
+	tk, _ := tokenize.New("k1", []byte(testKey))
 	row := map[string]any{
 		"payment_id": fmt.Sprintf("01890000-0000-7000-8000-%012d", id), "order_id": fmt.Sprintf("01890000-0000-7000-9000-%012d", id),
 		"customer_id": cust, "bucket": reg.Bucket(cust), "kind": "charge", "status": "captured", "amount_cents": 1000 + id,
-		"currency": "EUR", "card_number": pan, "card_holder": "Holder " + fmt.Sprint(id), "card_last4": pan[len(pan)-4:], "deleted": false,
+		"currency": "EUR", "card_number": tk.Token("card_number", pan), "card_holder": tk.Token("card_holder", "Holder "+fmt.Sprint(id)), "card_last4": pan[len(pan)-4:], "deleted": false,
 		"created_at": "2026-11-24T10:00:00.123456Z", "updated_at": time.Now().UTC().Format(time.RFC3339Nano), "row_version": 1,
 	}
 	b, _ := json.Marshal(map[string]any{"op": "c", "after": row,
