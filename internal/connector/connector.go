@@ -9,7 +9,9 @@
 //	${file:secrets/<shard>.properties:hostname|port|user|password|dbname}
 //
 // relative to the worker's working directory; SecretsFile renders that file from the
-// shard's replication DSN (docs/cdc.md, "Secrets").
+// shard's replication DSN (docs/cdc.md, "Secrets"). The tokenize transform's key is
+// ${dir:tokenizer:<tokenizer.key.k8s_key>}, one file per key id in the worker's
+// tokenizer/ directory (the tokenizer secret mounted there, docs/pci.md).
 package connector
 
 import (
@@ -17,6 +19,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -43,7 +47,54 @@ const (
 	// SecretsDir is where the worker finds SecretsFile outputs, relative to its working
 	// directory.
 	SecretsDir = "secrets"
+	// TokenizerDir is where the worker finds the tokenizer key files, relative to its
+	// working directory: the tokenizer secret (tokenizer.key.k8s_secret) mounted there.
+	TokenizerDir = "tokenizer"
+	// TransformClass is the Connect transform that applies the PCI policies before Kafka
+	// (docker/connect/tokenize).
+	TransformClass = "com.shopsphere.shardflow.connect.Tokenize"
 )
+
+// TokenizerKeyFile is the file, in TokenizerDir, that holds the key of tok's key id:
+// tokenizer.key.k8s_key (the secret's key, so a rotation's new entry is a new file and
+// the id and the key always change together, decision 0014), "key" when none is set.
+func TokenizerKeyFile(tok registry.Tokenizer) string {
+	if tok.Key.K8sKey != "" {
+		return tok.Key.K8sKey
+	}
+	return "key"
+}
+
+// WriteTokenizerKey writes key into dir/TokenizerKeyFile(tok) with mode 0600 (dir made
+// 0700) and returns the file's path: a local worker's tokenizer directory, as the
+// mounted secret is in production. The key is the key variable's bytes, unchanged (no
+// newline added), as the batch path reads it.
+func WriteTokenizerKey(dir string, tok registry.Tokenizer, key string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, TokenizerKeyFile(tok))
+	if err := os.WriteFile(p, []byte(key), 0o600); err != nil {
+		return "", err
+	}
+	return p, os.Chmod(p, 0o600)
+}
+
+// TokenizedColumns are the transform's columns setting: "<table>.<column>:<policy>"
+// for every column whose policy changes its value (token, last4, bin, redact), sorted.
+func TokenizedColumns(reg *registry.Registry) []string {
+	var out []string
+	for _, t := range reg.Tables {
+		for _, c := range t.Columns {
+			switch c.PCI {
+			case registry.PCIToken, registry.PCILast4, registry.PCIBIN, registry.PCIRedact:
+				out = append(out, t.Name+"."+c.Name+":"+string(c.PCI))
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
 
 // Name is the connector name of a shard: "shardflow-<shard>".
 func Name(shard string) string { return "shardflow-" + shard }
@@ -185,6 +236,15 @@ func Render(reg *registry.Registry, topicPrefix string, s registry.Shard) (Confi
 	}
 	if len(excluded) == 0 {
 		delete(c, "column.exclude.list")
+	}
+	// PCI values are tokenized in the worker, before the converter writes them to Kafka
+	// (docs/pci.md); the key is a reference the worker resolves, never a value here.
+	if cols := TokenizedColumns(reg); len(cols) > 0 {
+		c["transforms"] = "tokenize"
+		c["transforms.tokenize.type"] = TransformClass
+		c["transforms.tokenize.key.id"] = reg.Tokenizer.KeyID
+		c["transforms.tokenize.key"] = fmt.Sprintf("${dir:%s:%s}", TokenizerDir, TokenizerKeyFile(reg.Tokenizer))
+		c["transforms.tokenize.columns"] = strings.Join(cols, ",")
 	}
 	return c, nil
 }

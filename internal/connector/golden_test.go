@@ -47,8 +47,9 @@ func TestCommittedConfigs(t *testing.T) {
 	}
 }
 
-// TestRenderPCI: the drop-policy columns are excluded, the token columns are not (they
-// are tokenized by the consumer), and no config value carries a credential.
+// TestRenderPCI: the drop-policy columns are excluded; the token, last4 and redact
+// columns go through the tokenize transform in the worker, before Kafka, with the key
+// as a config-provider reference; no config value carries a credential.
 func TestRenderPCI(t *testing.T) {
 	reg, err := registry.Load("../../shards.yaml")
 	if err != nil {
@@ -66,11 +67,23 @@ func TestRenderPCI(t *testing.T) {
 		}
 	}
 	if strings.Contains(ex, "card_number") {
-		t.Errorf("column.exclude.list %q drops card_number (it is tokenized downstream)", ex)
+		t.Errorf("column.exclude.list %q drops card_number (it is tokenized by the transform)", ex)
+	}
+	want := map[string]string{
+		"transforms":                  "tokenize",
+		"transforms.tokenize.type":    "com.shopsphere.shardflow.connect.Tokenize",
+		"transforms.tokenize.key.id":  reg.Tokenizer.KeyID,
+		"transforms.tokenize.key":     "${dir:tokenizer:" + reg.Tokenizer.Key.K8sKey + "}",
+		"transforms.tokenize.columns": "orders.note:redact,payments.card_holder:token,payments.card_last4:last4,payments.card_number:token",
+	}
+	for k, v := range want {
+		if c[k] != v {
+			t.Errorf("%s = %q, want %q", k, c[k], v)
+		}
 	}
 	for k, v := range c {
-		if strings.Contains(k, "password") || strings.Contains(k, "user") || strings.Contains(k, "hostname") {
-			if !strings.HasPrefix(v, "${file:") {
+		if strings.Contains(k, "password") || strings.Contains(k, "user") || strings.Contains(k, "hostname") || k == "transforms.tokenize.key" {
+			if !strings.HasPrefix(v, "${file:") && !strings.HasPrefix(v, "${dir:") {
 				t.Errorf("%s = %q: not a config-provider reference", k, v)
 			}
 		}

@@ -67,6 +67,9 @@ func TestAlertsFireAndResolveOnRealStack(t *testing.T) {
 		}
 		extract[s.ID], replication[s.ID] = s.ExtractDSN, s.ReplicationDSN
 	}
+	if _, err := connector.WriteTokenizerKey(filepath.Join(stack.WorkerDir(), connector.TokenizerDir), reg.Tokenizer, "monitoring-test-tokenizer-key-0123456789abcdef"); err != nil {
+		t.Fatal(err)
+	}
 	client := connector.NewClient(stack.ConnectURL, nil)
 	desired, err := connector.RenderAll(reg, "shardflow")
 	if err != nil {

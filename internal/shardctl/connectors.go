@@ -27,7 +27,9 @@ func init() {
 		Help: `One Debezium PostgreSQL connector per shard that is not retired, rendered from
 shards.yaml (docs/cdc.md): pgoutput, its own slot and the publication shardflow_cdc,
 heartbeats, the signal table for incremental snapshots, drop-policy columns excluded,
-topics <kafka.topic_prefix>.<shard>.public.<table>. Connect is the environment's
+the tokenize transform on the token, last4, bin and redact columns (PCI values are
+tokenized in the worker, before Kafka: docs/pci.md), topics
+<kafka.topic_prefix>.<shard>.public.<table>. Connect is the environment's
 kafka.connect_url (--connect-url overrides).
 
   plan     print, per connector, what apply would change (create, update with the
@@ -51,7 +53,12 @@ kafka.connect_url (--connect-url overrides).
            differs.
   secrets  write --dir/<shard>.properties (mode 0600) from each shard's replication
            DSN variable: the file the worker's FileConfigProvider resolves the
-           connection references of a connector from (the worker's secrets/ dir).
+           connection references of a connector from (the worker's secrets/ dir);
+           and the tokenizer key, from tokenizer.key.env, into --tokenizer-dir
+           (default tokenizer/ beside --dir), the file named by tokenizer.key.k8s_key
+           that the worker's DirectoryConfigProvider resolves the transform's key from.
+           For a local worker: in production both are Kubernetes secrets mounted into
+           the Connect pods (docker/connect/strimzi/kafka-connect.yaml).
 
 Exit codes: 0 done, 2 usage, 3 unhealthy (status) or stale configs (render --check), 75 Connect,
 Kafka or a shard unreachable.`,
@@ -77,6 +84,7 @@ func runConnectors(ctx context.Context, env Env, args []string) error {
 	wait := fs.Duration("wait", 2*time.Minute, "apply: wait this long for the applied connectors to run (0: do not wait)")
 	shard := fs.String("shard", "", "restart: the shard whose connector to restart")
 	dir := fs.String("dir", "", "render: output directory (default docker/connect/connectors); secrets: the worker's secrets directory")
+	tokDir := fs.String("tokenizer-dir", "", "secrets: the worker's tokenizer key directory (default tokenizer/ beside --dir)")
 	envName := fs.String("env", "production", "render: the environment whose topic prefix the committed configs use")
 	check := fs.Bool("check", false, "render: only compare with --dir; exit 3 when it differs")
 	if err := command.Parse(fs, args[1:]); err != nil {
@@ -93,7 +101,7 @@ func runConnectors(ctx context.Context, env Env, args []string) error {
 	case "render":
 		return connectorsRender(env, reg, *envName, *dir, *check)
 	case "secrets":
-		return connectorsSecrets(env, reg, *dir)
+		return connectorsSecrets(env, reg, *dir, *tokDir)
 	}
 	target, err := reg.Environment(env.Name)
 	if err != nil {
@@ -264,9 +272,16 @@ func connectorsRender(env Env, reg *registry.Registry, envName, dir string, chec
 	return nil
 }
 
-func connectorsSecrets(env Env, reg *registry.Registry, dir string) error {
+func connectorsSecrets(env Env, reg *registry.Registry, dir, tokDir string) error {
 	if dir == "" {
 		return exitcode.Errorf(exitcode.Usage, "connectors secrets: --dir is required (the Connect worker's secrets directory)")
+	}
+	if tokDir == "" {
+		tokDir = filepath.Join(filepath.Dir(filepath.Clean(dir)), connector.TokenizerDir)
+	}
+	key := env.Vars[reg.Tokenizer.Key.Env]
+	if key == "" {
+		return exitcode.Errorf(exitcode.Usage, "connectors secrets: $%s is not set (tokenizer.key.env: the key the connectors' tokenize transform uses)", reg.Tokenizer.Key.Env)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("connectors secrets: %w", err)
@@ -295,5 +310,10 @@ func connectorsSecrets(env Env, reg *registry.Registry, dir string) error {
 		n++
 	}
 	fmt.Fprintf(env.Stdout, "%s: %d shard connection files (mode 0600)\n", dir, n)
+	p, err := connector.WriteTokenizerKey(tokDir, reg.Tokenizer, key)
+	if err != nil {
+		return fmt.Errorf("connectors secrets: %w", err)
+	}
+	fmt.Fprintf(env.Stdout, "%s: the tokenizer key of key id %s (mode 0600)\n", p, reg.Tokenizer.KeyID)
 	return nil
 }

@@ -33,7 +33,8 @@ type Stack struct {
 func Installed(root string) bool {
 	m, _ := filepath.Glob(filepath.Join(root, "var", "cdc", "lib", "kafka_2.13-*.jar"))
 	_, err := os.Stat(filepath.Join(root, "var", "cdc", "plugins", "debezium-connector-postgres"))
-	return len(m) > 0 && err == nil
+	_, errSMT := os.Stat(filepath.Join(root, "var", "cdc", "plugins", "shardflow-tokenize", "shardflow-tokenize.jar"))
+	return len(m) > 0 && err == nil && errSMT == nil
 }
 
 // Require skips (or, under CI, fails) the test when the CDC jars are not installed.
@@ -41,7 +42,7 @@ func Require(t testing.TB) string {
 	t.Helper()
 	root := testenv.Root(t)
 	if !Installed(root) {
-		testenv.Missing(t, "cdctest: Kafka/Connect/Debezium jars missing under var/cdc: run `make deps-cdc`")
+		testenv.Missing(t, "cdctest: Kafka/Connect/Debezium jars or the tokenize transform missing under var/cdc: run `make deps-cdc`")
 	}
 	return root
 }
@@ -101,7 +102,7 @@ func (s *Stack) run(arg string) error {
 }
 
 // WorkerDir is the Connect worker's working directory; connector secrets go in
-// WorkerDir/secrets.
+// WorkerDir/secrets, the tokenizer key in WorkerDir/tokenizer (connector.WriteTokenizerKey).
 func (s *Stack) WorkerDir() string { return filepath.Join(s.Dir, "connect") }
 
 // KillConnect kills the Connect worker with SIGKILL (no clean shutdown, no offset flush).

@@ -18,8 +18,9 @@
 #   CONNECT_PORT         Connect REST listener           (default 18083)
 #   CDC_HEAP             -Xmx of each JVM                (default 512m)
 #
-# Connector secrets: the worker resolves ${file:secrets/<shard>.properties:<key>} relative
-# to its working directory, $CDC_DIR/connect (see docs/cdc.md, "Secrets").
+# Connector secrets: the worker resolves ${file:secrets/<shard>.properties:<key>} and the
+# tokenize transform's ${dir:tokenizer:<key file>} relative to its working directory,
+# $CDC_DIR/connect (`shardctl connectors secrets` writes both; docs/cdc.md, "Secrets").
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -42,13 +43,14 @@ die() { echo "cdc: $*" >&2; exit 1; }
 need_jars() {
   [[ -f "$(ls "$CDC_LIB"/kafka_2.13-*.jar 2>/dev/null | head -1)" ]] || die "no Kafka jars in $CDC_LIB (run \`make deps-cdc\`)"
   [[ -d "$CDC_PLUGINS/debezium-connector-postgres" ]] || die "no Debezium plugin in $CDC_PLUGINS (run \`make deps-cdc\`)"
+  [[ -f "$CDC_PLUGINS/shardflow-tokenize/shardflow-tokenize.jar" ]] || die "no tokenize transform in $CDC_PLUGINS (run \`make deps-cdc\`)"
 }
 
 alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 write_config() {
-  mkdir -p "$kdir/data" "$cdir/secrets"
-  chmod 700 "$cdir/secrets"
+  mkdir -p "$kdir/data" "$cdir/secrets" "$cdir/tokenizer"
+  chmod 700 "$cdir/secrets" "$cdir/tokenizer"
   cat >"$log4j" <<EOF
 status = warn
 appender.out.type = Console
@@ -118,9 +120,11 @@ producer.linger.ms=5
 producer.batch.size=1048576
 producer.compression.type=lz4
 # secrets never sit in connector configs: they name keys the worker resolves
-config.providers=file,env
+config.providers=file,env,dir
 config.providers.file.class=org.apache.kafka.common.config.provider.FileConfigProvider
 config.providers.env.class=org.apache.kafka.common.config.provider.EnvVarConfigProvider
+# the tokenize transform's key: dir provider, tokenizer/<tokenizer.key.k8s_key> (docs/pci.md)
+config.providers.dir.class=org.apache.kafka.common.config.provider.DirectoryConfigProvider
 EOF
 }
 
