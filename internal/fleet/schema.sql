@@ -51,6 +51,8 @@ CREATE TABLE IF NOT EXISTS orders (
   row_version     bigint      NOT NULL,   -- set by shardflow_stamp()
   PRIMARY KEY (order_id)
 );
+-- free text the customer types at checkout; may hold a card number (shards.yaml: redact)
+ALTER TABLE orders ADD COLUMN IF NOT EXISTS note text;
 
 CREATE TABLE IF NOT EXISTS order_items (
   order_id          uuid        NOT NULL,

@@ -98,6 +98,7 @@ type op struct {
 	items            []item
 	paymentID        uuid.UUID
 	card             Card
+	note             *string // orders.note: nil, ordinary text, or text with the card's number
 	// status update
 	status, paymentStatus string
 	// refund
@@ -113,6 +114,7 @@ type generator struct {
 	seed       uint64
 	rng        *rand.Rand    // every choice
 	ids        *rand.ChaCha8 // the random bits of UUIDv7 ids
+	notes      *rand.Rand    // order notes (notes.go), apart from rng
 	customers  int
 	bucket     func(int64) int
 	known      map[int64]*customer
@@ -128,6 +130,7 @@ func newGenerator(seed int64, customers int, bucket func(int64) int) *generator 
 		seed:      s,
 		rng:       rand.New(rand.NewPCG(s, 0x5eed_0f_0bde75)),
 		ids:       rand.NewChaCha8(idSeed(s)),
+		notes:     rand.New(rand.NewPCG(s, 0x6e07e5)),
 		customers: customers,
 		bucket:    bucket,
 		known:     map[int64]*customer{},
@@ -209,7 +212,7 @@ func (g *generator) newOrder() op {
 	g.all = append(g.all, o)
 	return op{seq: g.seq, kind: opNewOrder, orderID: o.id, customer: c.id, bucket: o.bucket,
 		currency: c.region.currency, region: c.region.name, total: o.total, items: o.items,
-		paymentID: o.paymentID, card: c.card, status: stPlaced, paymentStatus: "authorized"}
+		paymentID: o.paymentID, card: c.card, note: note(g.notes, c.card), status: stPlaced, paymentStatus: "authorized"}
 }
 
 func (g *generator) advance() op {

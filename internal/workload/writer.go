@@ -150,9 +150,9 @@ func statements(o op) []stmt {
 			skus[i], qty[i], price[i] = it.sku, int32(it.quantity), it.unitCents
 		}
 		return []stmt{
-			{"orders", true, `INSERT INTO orders (order_id, customer_id, bucket, status, currency, region, total_cents)
-				VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-				[]any{o.orderID, o.customer, o.bucket, o.status, o.currency, o.region, o.total}},
+			{"orders", true, `INSERT INTO orders (order_id, customer_id, bucket, status, currency, region, total_cents, note)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+				[]any{o.orderID, o.customer, o.bucket, o.status, o.currency, o.region, o.total, o.note}},
 			{"order_items", true, `INSERT INTO order_items (order_id, line_no, customer_id, bucket, sku, quantity, unit_price_cents)
 				SELECT $1, g.n, $2, $3, g.sku, g.qty, g.price
 				FROM unnest($4::text[], $5::int[], $6::bigint[]) WITH ORDINALITY AS g(sku, qty, price, n)`,

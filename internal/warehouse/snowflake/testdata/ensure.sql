@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS ANALYTICS.RAW.orders (
   region VARCHAR,
   total_cents NUMBER(19,0),
   refunded_cents NUMBER(19,0),
+  note VARCHAR,
   deleted BOOLEAN,
   created_at TIMESTAMP_TZ,
   updated_at TIMESTAMP_TZ,
