@@ -68,7 +68,7 @@ func newConsumer(t *testing.T, reg *registry.Registry, brokers []string, lake st
 	t.Helper()
 	return &cdc.Consumer{
 		Registry: reg, Brokers: brokers, TopicPrefix: "shardflow", Group: "test-" + t.Name(),
-		Store: dir.Store{Root: lake},
+		Store:       dir.Store{Root: lake},
 		NewWriter:   landing.OpenParquet,
 		FileRecords: 10, FlushInterval: time.Second, CodeVersion: "test",
 	}

@@ -34,7 +34,9 @@ import (
 // tables equals the union of the shards (count and checksum per table); fact_orders,
 // built by dbt, equals the shards' live orders (count, sum of total_cents, key
 // checksum) with one row per order_id; the landed files of every partition tile its
-// offsets (no overlap, no gap); no card number is in any landed file or the warehouse.
+// offsets (no overlap, no gap); no card number is in any landed file or the warehouse,
+// and order notes land redacted. After the second phase (reshard), every byte of every
+// Kafka topic is scanned for the shards' card numbers and holder names: none.
 func TestE2E(t *testing.T) {
 	r := newRig(t, 5)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
@@ -180,6 +182,7 @@ func TestE2E(t *testing.T) {
 		tokens++
 	}
 	rows.Close()
+	r.checkNotesRedacted(ctx, db, r.clearValues(ctx))
 	var leaked int
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.columns WHERE table_schema = 'raw' AND column_name IN ('card_cvv', 'card_expiry')`).Scan(&leaked); err != nil || leaked != 0 {
 		t.Errorf("warehouse has %d card_cvv/card_expiry columns (%v)", leaked, err)
@@ -216,6 +219,9 @@ func TestE2E(t *testing.T) {
 	// Phase two on the same fleet and stack: live rebalancing under traffic.
 	reshard(t, r, ctx)
 	r.checkTiling()
+
+	// After the live traffic of both phases: no clear card data in any Kafka topic.
+	r.checkTopicScan(ctx)
 }
 
 // waitLanded waits until at least n more CDC manifests are in the lake than when it

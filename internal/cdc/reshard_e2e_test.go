@@ -344,6 +344,16 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 			wh.name, r.reg.Routing.Buckets, len(r.reg.Tables)+1, shardSums.Rows("orders"), ware.Rows(reconcile.FactOrders), len(diffs)-explained, explained)
 	}
 
+	// Batch (Go) and CDC (the Connect transform) landed the same tokens.
+	{
+		w, err := duckdb.Open(ctx, r.whPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.checkSameTokens(ctx, w.DB())
+		w.Close()
+	}
+
 	// dq over the phase, with the move audit of both moves.
 	rangeArgs := []string{"--from", phase.Format("2006-01-02T15:04Z"), "--to", time.Now().UTC().Truncate(time.Minute).Format("2006-01-02T15:04Z"), "--cross-shard"}
 	out, code = run(nil, "dq", rangeArgs...)
@@ -511,5 +521,8 @@ func (r *rig) writeConnectSecrets() {
 		if err := os.WriteFile(filepath.Join(r.stack.WorkerDir(), connector.SecretsDir, s.ID+".properties"), b, 0o600); err != nil {
 			r.t.Fatal(err)
 		}
+	}
+	if _, err := connector.WriteTokenizerKey(filepath.Join(r.stack.WorkerDir(), connector.TokenizerDir), r.reg.Tokenizer, testKey); err != nil {
+		r.t.Fatal(err)
 	}
 }
