@@ -1,6 +1,9 @@
 package connector_test
 
 import (
+	"crypto/sha512"
+	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,8 +21,10 @@ import (
 // (docker/connect/strimzi/kafka-connect.yaml) is the one shards.yaml's production
 // environment names: its REST service is kafka.connect_url, it bootstraps from
 // kafka.brokers, it runs the Debezium version the local stack tests and the worker
-// settings the connector configs rely on (JSON without schemas, the file config
-// provider, the secrets mounted where ${file:secrets/...} resolves).
+// settings the connector configs rely on (JSON without schemas, the file and dir config
+// providers, the shard secrets mounted where ${file:secrets/...} resolves and the
+// tokenizer secret where ${dir:tokenizer:...} does), and it loads the tokenize
+// transform built from this repository (the jar's sha512 pinned).
 func TestStrimziConnectMatchesTheRegistry(t *testing.T) {
 	root := testenv.Root(t)
 	reg, err := registry.Load(filepath.Join(root, "shards.yaml"))
@@ -44,14 +49,26 @@ func TestStrimziConnectMatchesTheRegistry(t *testing.T) {
 			Config           map[string]any `yaml:"config"`
 			Build            struct {
 				Plugins []struct {
+					Name      string `yaml:"name"`
 					Artifacts []struct {
-						URL string `yaml:"url"`
+						Type   string `yaml:"type"`
+						URL    string `yaml:"url"`
+						SHA512 string `yaml:"sha512sum"`
 					} `yaml:"artifacts"`
 				} `yaml:"plugins"`
 			} `yaml:"build"`
 			Template struct {
+				Pod struct {
+					Volumes []struct {
+						Name   string `yaml:"name"`
+						Secret struct {
+							SecretName string `yaml:"secretName"`
+						} `yaml:"secret"`
+					} `yaml:"volumes"`
+				} `yaml:"pod"`
 				ConnectContainer struct {
 					VolumeMounts []struct {
+						Name      string `yaml:"name"`
 						MountPath string `yaml:"mountPath"`
 					} `yaml:"volumeMounts"`
 				} `yaml:"connectContainer"`
@@ -83,21 +100,43 @@ func TestStrimziConnectMatchesTheRegistry(t *testing.T) {
 	if kc.Spec.Version != string(kafka[1]) {
 		t.Errorf("Kafka Connect %s, want the tested %s", kc.Spec.Version, kafka[1])
 	}
-	if len(kc.Spec.Build.Plugins) != 1 || len(kc.Spec.Build.Plugins[0].Artifacts) != 1 ||
-		!strings.Contains(kc.Spec.Build.Plugins[0].Artifacts[0].URL, "/debezium-connector-postgres/"+string(debezium[1])+"/") {
-		t.Errorf("plugins %+v, want the tested Debezium %s", kc.Spec.Build.Plugins, debezium[1])
+	plugins := kc.Spec.Build.Plugins
+	if len(plugins) != 2 || len(plugins[0].Artifacts) != 1 ||
+		!strings.Contains(plugins[0].Artifacts[0].URL, "/debezium-connector-postgres/"+string(debezium[1])+"/") {
+		t.Fatalf("plugins %+v, want the tested Debezium %s and the tokenize transform", plugins, debezium[1])
+	}
+	// the transform: the jar make deps-cdc builds (reproducibly) from docker/connect/tokenize
+	if tp := plugins[1]; tp.Name != "shardflow-tokenize" || len(tp.Artifacts) != 1 || tp.Artifacts[0].Type != "jar" {
+		t.Errorf("plugin %+v, want shardflow-tokenize, one jar", tp)
+	} else if jar, err := os.ReadFile(filepath.Join(root, "var", "cdc", "plugins", "shardflow-tokenize", "shardflow-tokenize.jar")); err != nil {
+		testenv.Missing(t, "the tokenize transform's jar is not built: run `make deps-cdc`")
+	} else if sum := sha512.Sum512(jar); tp.Artifacts[0].SHA512 != hex.EncodeToString(sum[:]) {
+		t.Errorf("shardflow-tokenize sha512sum %s, but the jar built from docker/connect/tokenize is %x: update the manifest (and upload that jar)", tp.Artifacts[0].SHA512, sum)
 	}
 	for k, want := range map[string]any{
 		"key.converter.schemas.enable": false, "value.converter.schemas.enable": false,
 		"value.converter":             "org.apache.kafka.connect.json.JsonConverter",
 		"config.providers.file.class": "org.apache.kafka.common.config.provider.FileConfigProvider",
+		"config.providers.dir.class":  "org.apache.kafka.common.config.provider.DirectoryConfigProvider",
 	} {
 		if kc.Spec.Config[k] != want {
 			t.Errorf("config %s = %v, want %v", k, kc.Spec.Config[k], want)
 		}
 	}
-	mounts := kc.Spec.Template.ConnectContainer.VolumeMounts
-	if len(mounts) != 1 || mounts[0].MountPath != "/opt/kafka/"+connector.SecretsDir {
-		t.Errorf("volume mounts %+v, want the shard secrets at /opt/kafka/%s (Strimzi's working directory)", mounts, connector.SecretsDir)
+	if !strings.Contains(fmt.Sprint(kc.Spec.Config["config.providers"]), "dir") {
+		t.Errorf("config.providers %v lacks dir (the transform's key)", kc.Spec.Config["config.providers"])
+	}
+	secrets := map[string]string{} // volume → secret
+	for _, v := range kc.Spec.Template.Pod.Volumes {
+		secrets[v.Name] = v.Secret.SecretName
+	}
+	mounted := map[string]string{} // mount path → secret
+	for _, m := range kc.Spec.Template.ConnectContainer.VolumeMounts {
+		mounted[m.MountPath] = secrets[m.Name]
+	}
+	// relative references resolve against Strimzi's working directory, /opt/kafka
+	if len(mounted) != 2 || mounted["/opt/kafka/"+connector.SecretsDir] == "" || mounted["/opt/kafka/"+connector.TokenizerDir] != reg.Tokenizer.Key.K8sSecret {
+		t.Errorf("mounts %v, want the shard secrets at /opt/kafka/%s and tokenizer.key.k8s_secret %s at /opt/kafka/%s",
+			mounted, connector.SecretsDir, reg.Tokenizer.Key.K8sSecret, connector.TokenizerDir)
 	}
 }

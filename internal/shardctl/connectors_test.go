@@ -50,9 +50,24 @@ func TestConnectorsCommands(t *testing.T) {
 	env := Env{Registry: regFile, Name: "local", Vars: vars}
 	remote := []string{"--connect-url", stack.ConnectURL}
 
+	// without the tokenizer key variable: a usage error naming it
+	if _, err := runCmd(t, env, "connectors", "secrets", "--dir", filepath.Join(stack.WorkerDir(), connector.SecretsDir)); exitcode.Of(err) != exitcode.Usage ||
+		!strings.Contains(err.Error(), reg.Tokenizer.Key.Env) {
+		t.Fatalf("connectors secrets without the key: %v, want exit 2 naming %s", err, reg.Tokenizer.Key.Env)
+	}
+	const key = "connectors-test-tokenizer-key-0123456789ab"
+	vars[reg.Tokenizer.Key.Env] = key
 	out, err := runCmd(t, env, "connectors", "secrets", "--dir", filepath.Join(stack.WorkerDir(), connector.SecretsDir))
-	if err != nil || !strings.Contains(out, "2 shard connection files") {
+	if err != nil || !strings.Contains(out, "2 shard connection files") || !strings.Contains(out, "the tokenizer key of key id "+reg.Tokenizer.KeyID) {
 		t.Fatalf("connectors secrets: %v\n%s", err, out)
+	}
+	// beside the secrets directory, where the worker resolves ${dir:tokenizer:<file>}
+	keyFile := filepath.Join(stack.WorkerDir(), connector.TokenizerDir, connector.TokenizerKeyFile(reg.Tokenizer))
+	if b, err := os.ReadFile(keyFile); err != nil || string(b) != key || strings.Contains(out, key) {
+		t.Fatalf("tokenizer key file %s: %v (the key must be written as is, and never printed)", keyFile, err)
+	}
+	if fi, _ := os.Stat(keyFile); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("tokenizer key file mode %v, want 0600", fi.Mode().Perm())
 	}
 	for _, s := range fl.Shards {
 		fi, err := os.Stat(filepath.Join(stack.WorkerDir(), connector.SecretsDir, s.ID+".properties"))

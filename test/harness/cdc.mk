@@ -25,7 +25,7 @@ $(CDC_JARS): test/harness/cdc/pom.xml
 $(SMT_JAR): $(SMT_SRC)/pom.xml $(shell find $(SMT_SRC)/src/main -type f)
 	$(MVN_SMT) -DskipTests package
 	@mkdir -p $(dir $@)
-	cp $(CDC_DIR)/tokenize/shardflow-tokenize-1.jar $@
+	cp $(CDC_DIR)/tokenize/shardflow-tokenize-1.jar $@.tmp && mv $@.tmp $@ # a running worker keeps the jar it opened
 
 test-java: deps-cdc ## the tokenize transform's Java tests, the cross-language vectors (test/vectors/tokenize.json) among them
 	$(MVN_SMT) test
