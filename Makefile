@@ -20,7 +20,8 @@ include $(sort $(wildcard test/harness/*.mk))
 # each one only after the one before passed, so a broken unit test fails the run within
 # minutes rather than after the e2e suites. A banner in the log starts each stage.
 #   lint         static checks: go vet, gofmt, ruff, generated files up to date
-#   unit         Go packages whose tests start no service; the DAGs' pytest checks
+#   unit         Go packages whose tests start no service; the Java transform's tests (the
+#                cross-language vectors); the DAGs' pytest checks
 #   integration  Go packages whose tests start real services (PostgreSQL, Kafka + Connect,
 #                versitygw, fakesnow); test/harness/go-packages.sh splits ./... in two
 #   e2e          the pipeline end to end: the batch demo, dbt on its fixture, CDC, Airflow
