@@ -1,5 +1,7 @@
 package dq
 
+import "github.com/shopsphere/shardflow/internal/tokenize"
+
 // CountPANs counts the card-number-like values in s: maximal runs of digits, optionally
 // grouped by single spaces or dashes (groups of at most 6 digits, as cards are printed),
 // not touching a letter or digit on either side, with 13 to 19 digits in all and a valid
@@ -45,7 +47,7 @@ func CountPANs(s string) int {
 		if nd < 13 || nd > 19 || (sep && maxGroup > 6) {
 			continue
 		}
-		if luhn(digits[:nd]) {
+		if tokenize.Luhn(digits[:nd]) {
 			n++
 		}
 	}
@@ -59,23 +61,7 @@ func Luhn(digits string) bool {
 			return false
 		}
 	}
-	return len(digits) > 1 && luhn([]byte(digits))
-}
-
-func luhn(d []byte) bool {
-	sum, dbl := 0, false
-	for i := len(d) - 1; i >= 0; i-- {
-		v := int(d[i] - '0')
-		if dbl {
-			v *= 2
-			if v > 9 {
-				v -= 9
-			}
-		}
-		sum += v
-		dbl = !dbl
-	}
-	return sum%10 == 0
+	return len(digits) > 1 && tokenize.Luhn([]byte(digits))
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

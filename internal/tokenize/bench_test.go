@@ -41,6 +41,12 @@ func BenchmarkTokenize(b *testing.B) {
 	run("token", func(v string) { sink, _ = tk.Apply(num, v) })
 	run("last4", func(v string) { sink, _ = tk.Apply(registry.Column{Name: "card_last4", PCI: registry.PCILast4}, v) })
 	run("bin", func(v string) { sink, _ = tk.Apply(registry.Column{Name: "card_number", PCI: registry.PCIBIN}, v) })
+	// redact: an ordinary note (scanned, unchanged) and one with a card number typed in it
+	note := registry.Column{Name: "note", PCI: registry.PCIRedact}
+	run("redact-plain-note", func(string) {
+		sink, _ = tk.Apply(note, "please leave the parcel at the back door, call +1 415-555-0100")
+	})
+	run("redact-note-with-card", func(string) { sink, _ = tk.Apply(note, "my card is 4111 1111 1111 1111, call +1 415-555-0100") })
 	mac := hmac.New(sha256.New, []byte(keys["k1"]))
 	var sum []byte
 	run("reference-hmac-sha256", func(v string) {

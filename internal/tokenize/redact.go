@@ -63,7 +63,8 @@ type group struct{ start, end int }
 // returns an error nor keeps the text.
 func FindPANs(text string) []Span {
 	var out []Span
-	var chain []group
+	var buf [8]group // most texts have few digit groups: no allocation for them
+	chain := buf[:0]
 	flush := func() {
 		out = appendChainPANs(out, text, chain)
 		chain = chain[:0]
@@ -107,7 +108,8 @@ func appendChainPANs(out []Span, text string, chain []group) []Span {
 	for i := 0; i < len(chain); {
 		best := -1
 		n := 0
-		var digits []byte
+		var buf [19]byte
+		digits := buf[:0]
 		for j := i; j < len(chain); j++ {
 			g := chain[j]
 			if j > i && (chain[i].end-chain[i].start > 6 || g.end-g.start > 6) {
@@ -118,7 +120,7 @@ func appendChainPANs(out []Span, text string, chain []group) []Span {
 				break
 			}
 			digits = append(digits, text[g.start:g.end]...)
-			if n >= 13 && luhn(digits) {
+			if n >= 13 && Luhn(digits) {
 				best = j
 			}
 		}
@@ -132,8 +134,9 @@ func appendChainPANs(out []Span, text string, chain []group) []Span {
 	return out
 }
 
-// luhn reports whether the ASCII digits pass the Luhn check.
-func luhn(d []byte) bool {
+// Luhn reports whether d, ASCII digits, passes the Luhn check (the card-number check
+// digit). The caller makes sure d holds only digits.
+func Luhn(d []byte) bool {
 	sum, dbl := 0, false
 	for i := len(d) - 1; i >= 0; i-- {
 		v := int(d[i] - '0')

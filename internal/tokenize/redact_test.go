@@ -63,3 +63,15 @@ func TestRedactKeepsTheText(t *testing.T) {
 		t.Errorf("Redact = %q (%d), want %q (1)", out, n, want)
 	}
 }
+
+func TestKeyIDOf(t *testing.T) {
+	tk, _ := tokenize.New("k12", []byte(strings.Repeat("r", 32)))
+	if id, ok := tokenize.KeyIDOf(tk.Token("card_number", "4111111111111111")); id != "k12" || !ok {
+		t.Errorf("KeyIDOf(a k12 token) = %q, %v", id, ok)
+	}
+	for _, v := range []string{"", "tok_", "tok__abcdefghijklmnopqrstuv", "4111111111111111", "tok_k1_short", "Tok_k1_abcdefghijklmnopqrstuv"} {
+		if id, ok := tokenize.KeyIDOf(v); ok {
+			t.Errorf("KeyIDOf(%q) = %q, true", v, id)
+		}
+	}
+}

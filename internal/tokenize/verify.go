@@ -68,13 +68,20 @@ func (Verifier) Apply(c registry.Column, value string) (string, error) {
 	return value, nil
 }
 
-// KeyIDOf returns the key id of a token, or false for a value that is not one.
+// KeyIDOf returns the key id of a token, or false for a value not shaped like one
+// (tok_<id>_<22 characters>). It only splits, without checking every character: it is
+// on the landing path of every token (landing.File), after the tokenizer made the value
+// or the Verifier checked it.
 func KeyIDOf(token string) (string, bool) {
-	if !tokenPattern.MatchString(token) {
+	rest, ok := strings.CutPrefix(token, Prefix)
+	if !ok {
 		return "", false
 	}
-	id, _, _ := strings.Cut(strings.TrimPrefix(token, Prefix), "_")
-	return id, true
+	i := strings.IndexByte(rest, '_')
+	if i < 1 || i > 16 || len(rest)-i-1 != 22 {
+		return "", false
+	}
+	return rest[:i], true
 }
 
 // markReasons are the codes the Connect transform writes after MarkPrefix.

@@ -3,6 +3,8 @@ package workload
 import (
 	"fmt"
 	"math/rand/v2"
+
+	"github.com/shopsphere/shardflow/internal/tokenize"
 )
 
 // testBIN is a well-known test card range: the issuer networks and payment processors
@@ -88,21 +90,10 @@ func LuhnValid(s string) bool {
 	if len(s) < 2 {
 		return false
 	}
-	sum := 0
-	double := false
-	for i := len(s) - 1; i >= 0; i-- {
+	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
 			return false
 		}
-		d := int(s[i] - '0')
-		if double {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
 	}
-	return sum%10 == 0
+	return tokenize.Luhn([]byte(s))
 }
