@@ -18,7 +18,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/shopsphere/shardflow/internal/connector"
 	"github.com/shopsphere/shardflow/internal/fleet/fleettest"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/load"
@@ -513,16 +512,9 @@ func (r *rig) childEnvList() []string {
 // config provider reads it.
 func (r *rig) writeConnectSecrets() {
 	r.t.Helper()
+	dsns := map[string]string{}
 	for _, s := range r.fleet.Shards {
-		b, err := connector.SecretsFile(s.ID, s.ReplicationDSN)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(r.stack.WorkerDir(), connector.SecretsDir, s.ID+".properties"), b, 0o600); err != nil {
-			r.t.Fatal(err)
-		}
+		dsns[s.ID] = s.ReplicationDSN
 	}
-	if _, err := connector.WriteTokenizerKey(filepath.Join(r.stack.WorkerDir(), connector.TokenizerDir), r.reg.Tokenizer, testKey); err != nil {
-		r.t.Fatal(err)
-	}
+	r.stack.WriteSecrets(r.t, r.reg.Tokenizer, dsns, testKey)
 }

@@ -47,16 +47,7 @@ func TestPlanApplyOnWorker(t *testing.T) {
 	defer cancel()
 
 	sh := fl.Shards[0]
-	sec, err := connector.SecretsFile(sh.ID, sh.ReplicationDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(stack.WorkerDir(), connector.SecretsDir, sh.ID+".properties"), sec, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := connector.WriteTokenizerKey(filepath.Join(stack.WorkerDir(), connector.TokenizerDir), reg.Tokenizer, workerTestKey); err != nil {
-		t.Fatal(err)
-	}
+	stack.WriteSecrets(t, reg.Tokenizer, map[string]string{sh.ID: sh.ReplicationDSN}, workerTestKey)
 	// A row before the connector exists arrives as a snapshot read ('r').
 	admin, err := pgx.Connect(ctx, sh.AdminDSN)
 	if err != nil {

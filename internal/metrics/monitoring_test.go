@@ -58,18 +58,9 @@ func TestAlertsFireAndResolveOnRealStack(t *testing.T) {
 	// Connectors for both shards, streaming.
 	extract, replication := map[string]string{}, map[string]string{}
 	for _, s := range fl.Shards {
-		sec, err := connector.SecretsFile(s.ID, s.ReplicationDSN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(stack.WorkerDir(), connector.SecretsDir, s.ID+".properties"), sec, 0o600); err != nil {
-			t.Fatal(err)
-		}
 		extract[s.ID], replication[s.ID] = s.ExtractDSN, s.ReplicationDSN
 	}
-	if _, err := connector.WriteTokenizerKey(filepath.Join(stack.WorkerDir(), connector.TokenizerDir), reg.Tokenizer, "monitoring-test-tokenizer-key-0123456789abcdef"); err != nil {
-		t.Fatal(err)
-	}
+	stack.WriteSecrets(t, reg.Tokenizer, replication, "monitoring-test-tokenizer-key-0123456789abcdef")
 	client := connector.NewClient(stack.ConnectURL, nil)
 	desired, err := connector.RenderAll(reg, "shardflow")
 	if err != nil {

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopsphere/shardflow/internal/connector"
+	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/testenv"
 )
 
@@ -104,6 +106,25 @@ func (s *Stack) run(arg string) error {
 // WorkerDir is the Connect worker's working directory; connector secrets go in
 // WorkerDir/secrets, the tokenizer key in WorkerDir/tokenizer (connector.WriteTokenizerKey).
 func (s *Stack) WorkerDir() string { return filepath.Join(s.Dir, "connect") }
+
+// WriteSecrets writes what the worker's config providers resolve the rendered
+// connectors from, as `shardctl connectors secrets` does: each shard's connection file
+// (replication maps a shard to its replication DSN) and the tokenize transform's key.
+func (s *Stack) WriteSecrets(t testing.TB, tok registry.Tokenizer, replication map[string]string, tokenizerKey string) {
+	t.Helper()
+	for shard, dsn := range replication {
+		b, err := connector.SecretsFile(shard, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(s.WorkerDir(), connector.SecretsDir, shard+".properties"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := connector.WriteTokenizerKey(filepath.Join(s.WorkerDir(), connector.TokenizerDir), tok, tokenizerKey); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // KillConnect kills the Connect worker with SIGKILL (no clean shutdown, no offset flush).
 func (s *Stack) KillConnect(t testing.TB) {

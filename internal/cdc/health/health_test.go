@@ -49,15 +49,9 @@ func TestCheckOnRealStack(t *testing.T) {
 
 	dsns := map[string]string{}
 	for _, s := range fl.Shards {
-		sec, err := connector.SecretsFile(s.ID, s.ReplicationDSN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(stack.WorkerDir(), connector.SecretsDir, s.ID+".properties"), sec, 0o600); err != nil {
-			t.Fatal(err)
-		}
 		dsns[s.ID] = s.ReplicationDSN
 	}
+	stack.WriteSecrets(t, reg.Tokenizer, dsns, "health-test-tokenizer-key-0123456789abcdef")
 	client := connector.NewClient(stack.ConnectURL, nil)
 	chk := &health.Checker{Registry: reg, Connect: client, Brokers: stack.Brokers, TopicPrefix: "shardflow", Group: group, DSNs: dsns}
 
