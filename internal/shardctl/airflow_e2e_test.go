@@ -139,7 +139,9 @@ func newAirflowRig(t *testing.T) *airflowRig {
 		vars[k] = v
 	}
 	r.home = airflowtest.New(t, filepath.Join(dags, "local"), vars)
-	r.vars = map[string]string{"SHARDFLOW_AIRFLOW_USERNAME": airflowtest.User, "SHARDFLOW_AIRFLOW_PASSWORD": airflowtest.Password}
+	// the operator's environment: `connectors secrets` writes the transform's key from it
+	r.vars = map[string]string{"SHARDFLOW_AIRFLOW_USERNAME": airflowtest.User, "SHARDFLOW_AIRFLOW_PASSWORD": airflowtest.Password,
+		"SHARDFLOW_TOKEN_KEY": e2eTokenKey}
 	for k, v := range r.f.Env() {
 		r.vars[k] = v
 	}
