@@ -13,6 +13,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/testenv"
+	"github.com/shopsphere/shardflow/internal/tokenize"
 )
 
 // rowsWriter keeps copies of the rows written.
@@ -166,5 +167,44 @@ func TestLineagePut(t *testing.T) {
 	want = []any{"s01", "cdc", "r", int32(1), nil, nil, at, int64(3), int64(4)}
 	if fmt.Sprint(dst) != fmt.Sprint(want) {
 		t.Errorf("cdc lineage %v, want %v", dst, want)
+	}
+}
+
+// TestKeyIDsAcrossARotation: a CDC file whose tokens were made under two key ids (events
+// published before and after a rotation, decision 0014) records both, sorted; a file
+// without tokens records none.
+func TestKeyIDsAcrossARotation(t *testing.T) {
+	reg, err := registry.Load(filepath.Join(testenv.Root(t), "shards.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pay, _ := reg.Table("payments")
+	var w rowsWriter
+	p, err := landing.NewPipeline(reg, pay, tokenize.Verifier{}, func(io.Writer, []landing.Column) (landing.FileWriter, error) { return &w, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC)
+	p.Ownership = &ownedUntil{cut: t0.Add(time.Hour)}
+	cust := int64(42)
+	row := func(id, card string) []any {
+		return []any{id, "o", cust, int32(reg.Bucket(cust)), "charge", "ok", int64(100), "EUR", card, nil, "1111", false, t0, t0, int64(2)}
+	}
+	f, err := p.Open(io.Discard, landing.Lineage{Shard: "s00", Source: landing.CDC}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := f.KeyIDs(); len(ids) != 0 {
+		t.Fatalf("KeyIDs of an empty file: %v", ids)
+	}
+	k1, _ := tokenize.New("k1", []byte(strings.Repeat("a", 32)))
+	k2, _ := tokenize.New("k2", []byte(strings.Repeat("b", 32)))
+	for i, tk := range []*tokenize.Tokenizer{k2, k1, k2} {
+		if err := f.Add(row(fmt.Sprintf("p%d", i), tk.Token("card_number", "4111111111111111")), landing.Change{Op: "c", CommitTS: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ids := strings.Join(f.KeyIDs(), ","); ids != "k1,k2" {
+		t.Errorf("KeyIDs %q, want k1,k2", ids)
 	}
 }

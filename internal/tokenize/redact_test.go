@@ -1,11 +1,13 @@
 package tokenize_test
 
 import (
+	"errors"
 	"math/rand/v2"
 	"strings"
 	"testing"
 
 	"github.com/shopsphere/shardflow/internal/dq"
+	"github.com/shopsphere/shardflow/internal/registry"
 	"github.com/shopsphere/shardflow/internal/tokenize"
 	"github.com/shopsphere/shardflow/internal/workload"
 )
@@ -72,6 +74,23 @@ func TestKeyIDOf(t *testing.T) {
 	for _, v := range []string{"", "tok_", "tok__abcdefghijklmnopqrstuv", "4111111111111111", "tok_k1_short", "Tok_k1_abcdefghijklmnopqrstuv"} {
 		if id, ok := tokenize.KeyIDOf(v); ok {
 			t.Errorf("KeyIDOf(%q) = %q, true", v, id)
+		}
+	}
+}
+
+// TestVerifierTokenShape: the verifier takes exactly tok_<id>_<22 base64url characters>,
+// id 1-16 of [a-z0-9], and nothing else shaped nearly like it.
+func TestVerifierTokenShape(t *testing.T) {
+	tk, _ := tokenize.New("k1", []byte(strings.Repeat("r", 32)))
+	col := registry.Column{Name: "card_number", Type: "text", PCI: registry.PCIToken}
+	good := tk.Token("card_number", "4111111111111111")
+	if got, err := (tokenize.Verifier{}).Apply(col, good); err != nil || got != good {
+		t.Fatalf("Verifier on a token: %q, %v", got, err)
+	}
+	for _, bad := range []string{"tok_K1_" + good[7:], "tok_k1_" + good[7:28] + "!", "tok_k1_" + good[7:28], "tok_" + strings.Repeat("a", 17) + "_" + good[7:],
+		"tok_k1_" + good[7:] + "x", "4111111111111111", "tok_k1_abcdefghijklmnopqrst\u00e9"} {
+		if _, err := (tokenize.Verifier{}).Apply(col, bad); !errors.Is(err, tokenize.ErrNotTokenized) {
+			t.Errorf("Verifier took %q: %v", bad, err)
 		}
 	}
 }

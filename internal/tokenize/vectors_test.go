@@ -97,7 +97,7 @@ func landedForm(t *testing.T, toks map[string]*Tokenizer, c vectorCase) (want, c
 	}
 	out, err := tk.Apply(registry.Column{Name: c.Column, Type: "text", PCI: registry.PCIPolicy(c.Policy)}, c.Value)
 	if err != nil {
-		if !errorsIs(err, ErrFewerDigits) {
+		if !errors.Is(err, ErrFewerDigits) {
 			t.Fatalf("case %s %s: %v", c.Policy, c.Note, err)
 		}
 		return "", "fewer-digits"
@@ -168,5 +168,3 @@ func TestCrossLanguageVectors(t *testing.T) {
 		t.Errorf("the vectors redact %d texts and leave %d alone: too few to pin the rule", redacted, nearMiss)
 	}
 }
-
-func errorsIs(err, target error) bool { return errors.Is(err, target) }
