@@ -156,7 +156,7 @@ func TestFileWriterContract(t *testing.T) {
 	}
 	at := time.Date(2026, 3, 10, 10, 0, 0, 123456000, time.UTC)
 	row := []any{"0190a0e4-0000-7000-8000-000000000001", int64(42), int32(7), "paid", "EUR", "eu", int64(1000), int64(0), false, at, at, int64(3), "gift",
-		"s00", "batch", "r", int32(1), at, at.Add(time.Hour), at, nil, nil}
+		"s00", "batch", "r", int32(1), at, at.Add(time.Hour), at, nil, nil, "gift_wrap"}
 	if len(row) != len(cols) {
 		t.Fatalf("row has %d values for %d columns", len(row), len(cols))
 	}

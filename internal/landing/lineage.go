@@ -20,6 +20,7 @@ const (
 	ColCommitTS      = "_commit_ts"
 	ColLSN           = "_lsn"
 	ColTxID          = "_txid"
+	ColAbsent        = "_absent_columns"
 )
 
 // LineageColumns are the lineage columns with their shards.yaml-style types.
@@ -33,6 +34,7 @@ var LineageColumns = []Column{
 	{ColCommitTS, "timestamptz"},
 	{ColLSN, "bigint"},
 	{ColTxID, "bigint"},
+	{ColAbsent, "text"},
 }
 
 // RetiredColumns are lineage columns that files landed by earlier versions carry and
@@ -58,6 +60,11 @@ type Change struct {
 	CommitTS time.Time // _commit_ts: the commit time; a batch row, whose commit is not known, gives its watermark
 	LSN      int64     // _lsn: the change's WAL position (CDC files only)
 	TxID     int64     // _txid: the source transaction (CDC files only)
+	// Absent is _absent_columns: the declared columns (shards.yaml adding: true) the
+	// source row did not have because its shard lacked them yet, comma-separated in
+	// shards.yaml order; their values are NULL in the row, and that NULL is not the
+	// source's. "" (NULL in the file) for a row that had every declared column.
+	Absent string
 }
 
 // Lineage is the values of LineageColumns for one landed row. The per-file fields are
@@ -86,5 +93,9 @@ func (l *Lineage) Put(dst []any) {
 	dst[7], dst[8] = nil, nil
 	if l.Source == CDC {
 		dst[7], dst[8] = l.LSN, l.TxID
+	}
+	dst[9] = nil
+	if l.Absent != "" {
+		dst[9] = l.Absent
 	}
 }

@@ -58,13 +58,17 @@ type Manifest struct {
 	// changes up to it (commit → warehouse freshness, docs/monitoring.md).
 	CommitLast *time.Time `json:"commit_last,omitempty"`
 
-	RegistryEpoch  int       `json:"registry_epoch"`
-	Rows           int64     `json:"rows"`
-	Checksum       string    `json:"checksum"` // see Checksum
-	DataKey        string    `json:"data_key"`
-	DataBytes      int64     `json:"data_bytes"`
-	DataSHA256     string    `json:"data_sha256"`
-	Columns        []Column  `json:"columns"`
+	RegistryEpoch int      `json:"registry_epoch"`
+	Rows          int64    `json:"rows"`
+	Checksum      string   `json:"checksum"` // see Checksum
+	DataKey       string   `json:"data_key"`
+	DataBytes     int64    `json:"data_bytes"`
+	DataSHA256    string   `json:"data_sha256"`
+	Columns       []Column `json:"columns"`
+	// AbsentColumns are the declared columns some of the file's rows lacked on their
+	// shard (rolling out, shards.yaml adding: true): NULL in those rows, which name them in
+	// _absent_columns.
+	AbsentColumns  []string  `json:"absent_columns,omitempty"`
 	TokenizerKeyID string    `json:"tokenizer_key_id"`
 	ExtractedAt    time.Time `json:"extracted_at"`
 	CodeVersion    string    `json:"code_version"`

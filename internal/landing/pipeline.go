@@ -35,8 +35,8 @@ var (
 
 // Column names every source table has (docs/contracts.md §1).
 const (
-	ColCustomerID = "customer_id"
-	ColBucket     = "bucket"
+	ColCustomerID = registry.CustomerColumn
+	ColBucket     = registry.BucketColumn
 )
 
 // Pipeline turns source rows of one table into landed rows: the one place

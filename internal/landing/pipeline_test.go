@@ -132,7 +132,7 @@ func TestPipeline(t *testing.T) {
 	}
 	want := map[string]any{landing.ColShard: "s00", landing.ColSource: "cdc", landing.ColOp: "u", landing.ColRegistryEpoch: int32(7),
 		landing.ColWindowStart: nil, landing.ColWindowEnd: nil, landing.ColCommitTS: commit,
-		landing.ColLSN: int64(5), landing.ColTxID: int64(9)}
+		landing.ColLSN: int64(5), landing.ColTxID: int64(9), landing.ColAbsent: nil}
 	if fmt.Sprint(lin) != fmt.Sprint(want) {
 		t.Errorf("lineage %v, want %v", lin, want)
 	}
@@ -158,15 +158,21 @@ func TestLineagePut(t *testing.T) {
 		Change: landing.Change{Op: "r", CommitTS: at, LSN: 3, TxID: 4}}
 	dst := make([]any, len(landing.LineageColumns))
 	l.Put(dst)
-	want := []any{"s01", "batch", "r", int32(1), at, at.Add(time.Hour), at, nil, nil}
+	want := []any{"s01", "batch", "r", int32(1), at, at.Add(time.Hour), at, nil, nil, nil}
 	if fmt.Sprint(dst) != fmt.Sprint(want) {
 		t.Errorf("batch lineage %v, want %v", dst, want)
 	}
 	l.Source = landing.CDC
 	l.Put(dst)
-	want = []any{"s01", "cdc", "r", int32(1), nil, nil, at, int64(3), int64(4)}
+	want = []any{"s01", "cdc", "r", int32(1), nil, nil, at, int64(3), int64(4), nil}
 	if fmt.Sprint(dst) != fmt.Sprint(want) {
 		t.Errorf("cdc lineage %v, want %v", dst, want)
+	}
+	// a row whose shard lacked a rolling-out column names it; one that had them all is NULL
+	l.Absent = "gift_note"
+	l.Put(dst)
+	if dst[9] != "gift_note" {
+		t.Errorf("_absent_columns = %v, want gift_note", dst[9])
 	}
 }
 

@@ -67,7 +67,10 @@ func landAll(t *testing.T, reg *registry.Registry, lake string, rows int) []*lan
 				vals[tb.PrimaryKey[0]] = uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprintf("%s/%d", tb.Name, i))).String()
 			}
 			vals[tb.Version] = int64(1 + i%3)
-			lineage := []any{"s02", "batch", "r", int32(1), t0, t1, vals[tb.Watermark], nil, nil}
+			lineage := make([]any, len(landing.LineageColumns))
+			wm, _ := vals[tb.Watermark].(time.Time)
+			l := landing.Lineage{Shard: "s02", Source: landing.Batch, RegistryEpoch: 1, WindowStart: t0, WindowEnd: t1, Change: landing.Change{Op: "r", CommitTS: wm}}
+			l.Put(lineage)
 			var rec []any
 			for _, c := range tb.Landed() {
 				rec = append(rec, vals[c.Name])

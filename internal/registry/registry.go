@@ -153,6 +153,12 @@ type Column struct {
 	Name string    `yaml:"name"`
 	Type string    `yaml:"type"`
 	PCI  PCIPolicy `yaml:"pci"`
+	// Adding marks a column being rolled out to the shards (docs/runbooks/schema-change.md):
+	// a shard that lacks it yet lands NULL for it, marked in the row's _absent_columns,
+	// instead of refusing the table. Without it, a declared column missing on a shard is
+	// a drop or a rename and is refused (exit 4). Remove it once every shard has the
+	// column (dq's schema check passes on every shard).
+	Adding bool `yaml:"adding,omitempty"`
 }
 
 // PCIPolicy says what happens to a column's value before it lands.

@@ -96,6 +96,8 @@ func TestCheck(t *testing.T) {
 		{"retired owns", "    state: active\n    connection: {extract: {env: B_DSN}", "    state: retired\n    connection: {extract: {env: B_DSN}", []string{"retired shard b still owns 8-15"}},
 		{"cvv kept", "{name: card_number, type: text, pci: token}", "{name: card_number, type: text, pci: token}\n      - {name: card_cvv, type: text}", []string{"card_cvv is a card verification code and must be drop"}},
 		{"bad policy", "pci: token}", "pci: encrypt}", []string{`"encrypt" is not a policy`}},
+		{"required column rolling out", "{name: bucket, type: integer}", "{name: bucket, type: integer, adding: true}", []string{`tables[0].columns[`, `].adding: column "bucket" is required on every shard`}},
+		{"column rolling out", "{name: card_number, type: text, pci: token}", "{name: card_number, type: text, pci: token}\n      - {name: gift_note, type: text, adding: true}", nil},
 		{"no watermark", "watermark: updated_at", "watermark: changed_at", []string{`tables[0].watermark: column "changed_at" is not declared`}},
 		{"bad window", "fleet: test", "fleet: test\nextract: {window: 7m}", []string{"extract.window: 7m0s must divide a day"}},
 		{"zero window", "fleet: test", "fleet: test\nextract: {window: 0s}", []string{"extract.window"}},

@@ -56,6 +56,9 @@ var ColumnTypes = map[string]bool{
 // application with Bucket, read by the ownership filters.
 const BucketColumn = "bucket"
 
+// CustomerColumn is the column Bucket is computed from.
+const CustomerColumn = "customer_id"
+
 // Validate checks the registry's meaning and reports every problem at once, each with its
 // field path. On success it derives the ownership history used by OwnerAt and friends.
 func (r *Registry) Validate() error {
@@ -354,6 +357,13 @@ func (r *Registry) validateTables(errs *Errors) {
 				errs.add(p+"."+nd.field, 0, "column %q is not declared in columns", nd.col)
 			case c.Type != nd.typ:
 				errs.add(p+"."+nd.field, 0, "column %q must be %s, is %s", nd.col, nd.typ, c.Type)
+			}
+		}
+		// every row needs these to be judged and keyed, so none can be missing on a shard
+		required := append(append([]string(nil), t.PrimaryKey...), t.Watermark, t.Version, CustomerColumn, BucketColumn)
+		for k, c := range t.Columns {
+			if c.Adding && slices.Contains(required, c.Name) {
+				errs.add(pathf("%s.columns[%d].adding", p, k), 0, "column %q is required on every shard (key, watermark, version, customer_id or bucket) and cannot be rolled out", c.Name)
 			}
 		}
 	}

@@ -155,7 +155,47 @@ func (w *Warehouse) Ensure(ctx context.Context, tables []registry.Table) error {
 			return fmt.Errorf("ensure raw tables: %w", classify(err))
 		}
 	}
+	for _, t := range tables {
+		add, err := w.addColumnsSQL(ctx, t)
+		if err != nil {
+			return err
+		}
+		for _, s := range add {
+			if _, err := w.db.ExecContext(ctx, s); err != nil {
+				return fmt.Errorf("ensure raw tables: add a declared column: %w", classify(err))
+			}
+		}
+	}
 	return nil
+}
+
+// addColumnsSQL are the statements that add to raw.<t> the columns of
+// warehouse.Columns(t) it lacks: a column declared in shards.yaml after the table was
+// created (docs/runbooks/schema-change.md). Rows loaded before have NULL in it.
+func (w *Warehouse) addColumnsSQL(ctx context.Context, t registry.Table) ([]string, error) {
+	rows, err := w.db.QueryContext(ctx, "SELECT lower(column_name) FROM information_schema.columns WHERE table_schema = ? AND table_name = ?", Schema, t.Name)
+	if err != nil {
+		return nil, fmt.Errorf("ensure raw tables: list the columns of %s: %w", t.Name, classify(err))
+	}
+	defer rows.Close()
+	have := map[string]bool{}
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, err
+		}
+		have[c] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, c := range warehouse.Columns(t) {
+		if !have[c.Name] {
+			out = append(out, fmt.Sprintf("ALTER TABLE %s.%s ADD COLUMN IF NOT EXISTS %s %s", Schema, t.Name, c.Name, colType[c.Type]))
+		}
+	}
+	return out, nil
 }
 
 // classify marks DuckDB's transaction conflicts as warehouse.ErrConflict.

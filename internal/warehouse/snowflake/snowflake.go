@@ -97,7 +97,44 @@ func (w *Warehouse) Ensure(ctx context.Context, tables []registry.Table) error {
 			return fmt.Errorf("ensure raw tables: %w", err)
 		}
 	}
+	have, err := w.columns(ctx, tables)
+	if err != nil {
+		return err
+	}
+	for _, t := range tables {
+		add, err := AddColumnsSQL(w.cfg, t, have[t.Name])
+		if err != nil {
+			return err
+		}
+		for _, s := range add {
+			if _, err := w.db.ExecContext(ctx, s); err != nil {
+				return fmt.Errorf("ensure raw tables: add a declared column: %w", err)
+			}
+		}
+	}
 	return nil
+}
+
+// columns are the lower-case column names of the raw tables, by table.
+func (w *Warehouse) columns(ctx context.Context, tables []registry.Table) (map[string]map[string]bool, error) {
+	rows, err := w.db.QueryContext(ctx, ColumnsSQL(w.cfg, tables))
+	if err != nil {
+		return nil, fmt.Errorf("ensure raw tables: list their columns: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]map[string]bool{}
+	for rows.Next() {
+		var t, c string
+		if err := rows.Scan(&t, &c); err != nil {
+			return nil, fmt.Errorf("ensure raw tables: list their columns: %w", err)
+		}
+		t = strings.ToLower(t)
+		if out[t] == nil {
+			out[t] = map[string]bool{}
+		}
+		out[t][strings.ToLower(c)] = true
+	}
+	return out, rows.Err()
 }
 
 // LoadFile implements warehouse.Warehouse.

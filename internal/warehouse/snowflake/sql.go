@@ -93,6 +93,39 @@ func EnsureSQL(c Config, tables []registry.Table) ([]string, error) {
 	return out, nil
 }
 
+// ColumnsSQL lists the columns raw.<table> has, as (table_name, column_name).
+func ColumnsSQL(c Config, tables []registry.Table) string {
+	info := "INFORMATION_SCHEMA.COLUMNS"
+	if c.Database != "" {
+		info = c.Database + "." + info
+	}
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = "UPPER(" + lit(t.Name) + ")"
+	}
+	return fmt.Sprintf("SELECT table_name, column_name FROM %s WHERE UPPER(table_schema) = UPPER(%s) AND UPPER(table_name) IN (%s)",
+		info, lit(c.Schema), strings.Join(names, ", "))
+}
+
+// AddColumnsSQL are the statements that add to raw.<t> the columns of warehouse.Columns(t)
+// that have (lower-case names) lacks: a column declared in shards.yaml after the table
+// was created (docs/runbooks/schema-change.md). IF NOT EXISTS keeps a concurrent
+// loader's same ALTER harmless.
+func AddColumnsSQL(c Config, t registry.Table, have map[string]bool) ([]string, error) {
+	var out []string
+	for _, col := range warehouse.Columns(t) {
+		if have[col.Name] {
+			continue
+		}
+		typ, ok := colType[col.Type]
+		if !ok {
+			return nil, fmt.Errorf("table %s column %s: type %s has no Snowflake type", t.Name, col.Name, col.Type)
+		}
+		out = append(out, fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", c.table(t.Name), col.Name, typ))
+	}
+	return out, nil
+}
+
 var keyPattern = regexp.MustCompile(`^landing/[A-Za-z0-9_./=-]+\.parquet$`)
 
 // lit quotes a value that has passed keyPattern or comes from our own formatting.

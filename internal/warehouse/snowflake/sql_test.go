@@ -63,6 +63,21 @@ func TestGoldenSQL(t *testing.T) {
 	}
 	golden(t, "ensure.sql", strings.Join(ddl, ";\n\n")+";\n")
 
+	// a raw orders table created before _absent_columns existed, and a column being
+	// rolled out declared since: Ensure adds both (docs/runbooks/schema-change.md)
+	ords, _ := reg.Table("orders")
+	ords.Columns = append(append([]registry.Column(nil), ords.Columns...), registry.Column{Name: "gift_note", Type: "text", Adding: true})
+	have := map[string]bool{}
+	for _, c := range landing.Columns(ords) {
+		have[c.Name] = c.Name != landing.ColAbsent && c.Name != "gift_note"
+	}
+	have["_file"], have["_loaded_at"] = true, true
+	add, err := snowflake.AddColumnsSQL(cfg, ords, have)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "add_columns.sql", "-- "+snowflake.ColumnsSQL(cfg, reg.Tables)+";\n\n"+strings.Join(add, ";\n")+";\n")
+
 	orders, _ := reg.Table("orders")
 	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	t1 := t0.Add(time.Hour)

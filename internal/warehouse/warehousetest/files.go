@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -87,7 +88,7 @@ func writeBatch(lake, shard string, t0 time.Time, rows []Row, retired bool) (*Fi
 	cols := landing.Columns(Orders)
 	extracted := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	if retired {
-		at := len(cols) - 3 // before _commit_ts, _lsn, _txid
+		at := slices.IndexFunc(cols, func(c landing.Column) bool { return c.Name == landing.ColCommitTS })
 		cols = append(cols[:at:at], append([]landing.Column{{Name: "_extracted_at", Type: "timestamptz"}}, cols[at:]...)...)
 	}
 	var buf bytes.Buffer
@@ -100,10 +101,10 @@ func writeBatch(lake, shard string, t0 time.Time, rows []Row, retired bool) (*Fi
 		}
 		recs[i] = []any{
 			r.ID.String(), r.Customer, int32(r.Customer % 4096), r.Status, total, false, r.UpdatedAt, r.UpdatedAt, r.RowVersion,
-			shard, "batch", "r", int32(0), t0, t1, r.UpdatedAt, nil, nil,
+			shard, "batch", "r", int32(0), t0, t1, r.UpdatedAt, nil, nil, nil,
 		}
 		if retired {
-			at := len(recs[i]) - 3
+			at := len(recs[i]) - 4 // before _commit_ts
 			recs[i] = append(recs[i][:at:at], append([]any{extracted}, recs[i][at:]...)...)
 		}
 		sum.Add(landing.KeyText(r.ID.String()), r.RowVersion)

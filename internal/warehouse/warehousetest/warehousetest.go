@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -180,6 +181,34 @@ func Run(t *testing.T, open Open) {
 		}
 		e.wantFile(f)
 		e.wantWindow("s00", T0, 6, f.Manifest.Checksum)
+	})
+
+	t.Run("DeclaredColumnIsAdded", func(t *testing.T) {
+		// a column declared after the raw table was created is added by the next
+		// Ensure (again: a no-op), and files landed without it still load
+		e := setup(t, open)
+		old := e.write("s00", T0, Rows("a", 4, T0))
+		e.mustLoad(old)
+		plus := Orders
+		plus.Columns = append(append([]registry.Column(nil), Orders.Columns...), registry.Column{Name: "gift_note", Type: "text", Adding: true})
+		for i := 0; i < 2; i++ {
+			if err := e.w.Ensure(e.ctx, []registry.Table{plus}); err != nil {
+				t.Fatalf("ensure %d with a new column: %v", i+1, err)
+			}
+		}
+		cols, err := e.checker().StringColumns(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(cols["orders"], "gift_note") {
+			t.Fatalf("raw orders string columns %v lack the declared gift_note", cols["orders"])
+		}
+		f := e.write("s00", T0.Add(time.Hour), Rows("b", 3, T0.Add(time.Hour)))
+		if _, err := e.w.LoadFile(e.ctx, warehouse.File{Table: plus, Manifest: f.Manifest, Path: f.Path}); err != nil {
+			t.Fatalf("a file without the new column into the altered table: %v", err)
+		}
+		e.wantFile(old)
+		e.wantWindow("s00", T0.Add(time.Hour), 3, f.Manifest.Checksum)
 	})
 
 	t.Run("ChangedSHAReplacesTheFilesRows", func(t *testing.T) {

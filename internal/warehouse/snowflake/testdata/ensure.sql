@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS ANALYTICS.RAW.orders (
   _commit_ts TIMESTAMP_TZ,
   _lsn NUMBER(19,0),
   _txid NUMBER(19,0),
+  _absent_columns VARCHAR,
   _file VARCHAR,
   _loaded_at TIMESTAMP_TZ
 );
@@ -59,6 +60,7 @@ CREATE TABLE IF NOT EXISTS ANALYTICS.RAW.order_items (
   _commit_ts TIMESTAMP_TZ,
   _lsn NUMBER(19,0),
   _txid NUMBER(19,0),
+  _absent_columns VARCHAR,
   _file VARCHAR,
   _loaded_at TIMESTAMP_TZ
 );
@@ -88,6 +90,7 @@ CREATE TABLE IF NOT EXISTS ANALYTICS.RAW.payments (
   _commit_ts TIMESTAMP_TZ,
   _lsn NUMBER(19,0),
   _txid NUMBER(19,0),
+  _absent_columns VARCHAR,
   _file VARCHAR,
   _loaded_at TIMESTAMP_TZ
 );

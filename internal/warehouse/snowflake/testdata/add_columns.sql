@@ -1,0 +1,4 @@
+-- SELECT table_name, column_name FROM ANALYTICS.INFORMATION_SCHEMA.COLUMNS WHERE UPPER(table_schema) = UPPER('RAW') AND UPPER(table_name) IN (UPPER('orders'), UPPER('order_items'), UPPER('payments'));
+
+ALTER TABLE ANALYTICS.RAW.orders ADD COLUMN IF NOT EXISTS gift_note VARCHAR;
+ALTER TABLE ANALYTICS.RAW.orders ADD COLUMN IF NOT EXISTS _absent_columns VARCHAR;
