@@ -85,6 +85,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 		}
 		src := &Source{Registry: c.Registry, Shard: shard, Conn: sc.Conn}
 		for _, table := range tables {
+			add(schemaCheck(ctx, src, table))
 			for _, w := range c.Windows {
 				if c.Warehouse != nil {
 					add(Completeness(ctx, src, c.Warehouse, table, w))

@@ -56,7 +56,7 @@ func (s *Source) queries(ctx context.Context, table string) (*extract.Queries, r
 	if err != nil {
 		return nil, t, err
 	}
-	q, err := extract.NewQueries(t, v.Intervals())
+	q, err := extract.NewQueries(t, v.Intervals(), nil) // checksums and pairs only: no column is selected
 	return q, t, err
 }
 

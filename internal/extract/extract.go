@@ -64,6 +64,7 @@ type Result struct {
 	Unowned     int64 // rows skipped because the shard did not own their bucket at their instant
 	Pages       int
 	Duration    time.Duration
+	Schema      *Schema // how the shard's table compared with shards.yaml: rolling-out columns it lacks, undeclared ones
 }
 
 // Extractor lands windows of one shard.
@@ -160,7 +161,8 @@ type Plan struct {
 	PageSize     int
 	SafetyLag    time.Duration
 	Closedness   Closedness
-	SchemaError  error    // nil when the shard matches shards.yaml
+	Schema       *Schema  // how the shard's table compares with shards.yaml
+	SchemaError  error    // Schema.Err(): nil unless a difference refuses the table
 	Columns      []string // landed columns, in file order
 	Dropped      []string // drop-policy columns, never selected
 	Intervals    []registry.Interval
@@ -178,19 +180,19 @@ func (e *Extractor) Plan(ctx context.Context, j Job) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	q, err := NewQueries(t, v.Intervals())
+	sch, err := CheckSchema(ctx, e.Conn, j.Shard, t)
+	if err != nil {
+		return nil, retryable(err)
+	}
+	q, err := NewQueries(t, v.Intervals(), sch.Absent)
 	if err != nil {
 		return nil, usageErr(err)
 	}
 	dataKey := landing.BatchKey(j.Table, j.Shard, j.Window.Start, j.Window.End)
 	p := &Plan{Job: j, DataKey: dataKey, ManifestKey: landing.ManifestKey(dataKey), PageQuery: q.Page, CheckQuery: q.Checksum,
-		PageSize: e.pageSize(), SafetyLag: e.safetyLag(), Dropped: t.Dropped(), Intervals: v.Intervals()}
+		PageSize: e.pageSize(), SafetyLag: e.safetyLag(), Dropped: t.Dropped(), Intervals: v.Intervals(), Schema: sch, SchemaError: sch.Err()}
 	for _, c := range landing.Columns(t) {
 		p.Columns = append(p.Columns, c.Name)
-	}
-	p.SchemaError = CheckSchema(ctx, e.Conn, j.Shard, t)
-	if p.SchemaError != nil && !errors.Is(p.SchemaError, ErrSchemaDrift) {
-		return nil, retryable(p.SchemaError)
 	}
 	if p.Closedness, err = CheckClosed(ctx, e.Conn, j.Shard, j.Table, j.Window, e.safetyLag()); err != nil {
 		return nil, classify(err)
@@ -221,12 +223,14 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 	if err != nil {
 		return nil, usageErr(fmt.Errorf("%s: %w", j, err))
 	}
-	if err := CheckSchema(ctx, e.Conn, j.Shard, t); err != nil {
-		if errors.Is(err, ErrSchemaDrift) {
-			return nil, driftErr(err)
-		}
+	sch, err := CheckSchema(ctx, e.Conn, j.Shard, t)
+	if err != nil {
 		return nil, classify(err)
 	}
+	if err := sch.Err(); err != nil {
+		return nil, driftErr(err)
+	}
+	warnSchema(log, sch)
 	// Closedness is checked before the snapshot exists (decisions/0002).
 	cl, err := CheckClosed(ctx, e.Conn, j.Shard, j.Table, j.Window, e.safetyLag())
 	if err != nil {
@@ -248,7 +252,7 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	q, err := NewQueries(t, v.Intervals())
+	q, err := NewQueries(t, v.Intervals(), sch.Absent)
 	if err != nil {
 		return nil, usageErr(fmt.Errorf("%s: %w", j, err))
 	}
@@ -267,7 +271,7 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 	}
 
 	extractedAt := e.now().UTC().Truncate(time.Microsecond)
-	res := &Result{Job: j, DataKey: dataKey, ManifestKey: manKey}
+	res := &Result{Job: j, DataKey: dataKey, ManifestKey: manKey, Schema: sch}
 
 	// The data file streams through a pipe into the store; sha256 and size on the way.
 	pr, pw := io.Pipe()
@@ -294,6 +298,7 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 		return abort(fmt.Errorf("%s: %w", j, err))
 	}
 
+	absent := sch.AbsentList()
 	pageSize := e.pageSize()
 	lastLog := time.Now()
 	every := e.ProgressEvery
@@ -316,7 +321,7 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 		for _, row := range p.rows[:p.n] {
 			res.Scanned++
 			// a batch row has no commit time of its own: _commit_ts is its watermark
-			if err := f.Add(row, landing.Change{Op: "r", CommitTS: row[q.wmIdx].(time.Time)}); err != nil {
+			if err := f.Add(row, landing.Change{Op: "r", CommitTS: row[q.wmIdx].(time.Time), Absent: absent}); err != nil {
 				return abort(fmt.Errorf("%s: %w", j, err))
 			}
 		}
@@ -365,7 +370,7 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 		WindowStart: &ws, WindowEnd: &we, RegistryEpoch: epoch,
 		Rows: sum.Rows(), Checksum: sum.String(),
 		DataKey: dataKey, DataBytes: counter.n, DataSHA256: hex.EncodeToString(counter.h.Sum(nil)),
-		Columns: pipe.Columns(), TokenizerKeyID: e.Tokenizer.KeyID(), ExtractedAt: extractedAt, CodeVersion: e.CodeVersion,
+		Columns: pipe.Columns(), AbsentColumns: sch.Absent, TokenizerKeyID: e.Tokenizer.KeyID(), ExtractedAt: extractedAt, CodeVersion: e.CodeVersion,
 	}
 	body, err := m.Marshal()
 	if err != nil {
@@ -379,6 +384,18 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 	log.Info("window landed", "rows", m.Rows, "scanned", res.Scanned, "unowned", res.Unowned, "pages", res.Pages,
 		"bytes", m.DataBytes, "rows_per_s", int64(float64(res.Scanned)/res.Duration.Seconds()), "duration", res.Duration.Round(time.Millisecond), "key", dataKey)
 	return res, nil
+}
+
+// warnSchema logs what of the shard's schema differs from shards.yaml without stopping
+// the table: each undeclared column (never read), the rolling-out columns it lacks yet.
+func warnSchema(log *slog.Logger, s *Schema) {
+	for _, d := range s.Undeclared {
+		log.Warn("undeclared column on the shard: not extracted until shards.yaml declares it with its pci policy",
+			"column", d.Column, "type", d.Found)
+	}
+	if len(s.Absent) > 0 {
+		log.Info("rolling-out columns the shard lacks yet land NULL, named in _absent_columns", "columns", s.AbsentList())
+	}
 }
 
 type countingWriter struct {

@@ -33,7 +33,7 @@ func TestNoSeqScanOnLargeTable(t *testing.T) {
 		t.Fatalf("orders has %d rows (%v), want >= 1M", n, err)
 	}
 	tb, _ := reg.Table("orders")
-	q, err := NewQueries(tb, reg.ShardIntervals("s02"))
+	q, err := NewQueries(tb, reg.ShardIntervals("s02"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package extract
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,8 +42,9 @@ type Queries struct {
 }
 
 // NewQueries builds the statements for table t on shard, with the ownership
-// intervals of that shard (registry.ShardIntervals).
-func NewQueries(t registry.Table, intervals []registry.Interval) (*Queries, error) {
+// intervals of that shard (registry.ShardIntervals). The page query selects the absent
+// columns (rolling-out columns the shard lacks yet, Schema.Absent) as typed NULLs.
+func NewQueries(t registry.Table, intervals []registry.Interval, absent []string) (*Queries, error) {
 	q := &Queries{Table: t, cols: t.Landed()}
 	// the columns the statements and the row pipeline rely on (landing.Required)
 	pos, err := landing.Required(t)
@@ -60,6 +62,9 @@ func NewQueries(t registry.Table, intervals []registry.Interval) (*Queries, erro
 	sel := make([]string, len(q.cols))
 	for i, c := range q.cols {
 		sel[i] = ident(c.Name)
+		if slices.Contains(absent, c.Name) {
+			sel[i] = "NULL::" + c.Type + " AS " + ident(c.Name)
+		}
 	}
 	params := make([]string, len(order))
 	for i := range order {

@@ -285,12 +285,28 @@ func (p *Plan) tables(base, cur *registry.Registry) {
 			path := fmt.Sprintf("tables[%d].columns[%d]", ti, ci)
 			oc, ok := old.Column(c.Name)
 			if !ok {
-				p.change("table %s: column %s %s added (pci: %s)", t.Name, c.Name, c.Type, policy(c.PCI))
-				p.find(Warning, path, "new column %s.%s: every shard refuses extraction (schema drift, exit 4) until it has it, and it lands %s", t.Name, c.Name, landsAs(c.PCI))
+				rolling, leaves := "", "the connectors' column.include.list gains it (shardctl connectors apply)"
+				if c.Adding {
+					rolling = ", rolling out (adding: true)"
+				}
+				if c.PCI == registry.PCIDrop {
+					leaves = "it never leaves the shard (pci: drop)"
+				}
+				p.change("table %s: column %s %s added (pci: %s)%s", t.Name, c.Name, c.Type, policy(c.PCI), rolling)
+				p.change("table %s: column %s: load adds it to raw.%s (ALTER TABLE … ADD COLUMN IF NOT EXISTS; rows loaded before hold NULL); %s; dbt staging and marts carry it where their models select it", t.Name, c.Name, t.Name, leaves)
+				if c.Adding {
+					p.find(Warning, path, "new column %s.%s: a shard that lacks it yet lands NULL for it, named in _absent_columns; one that has it lands it %s; remove adding: true once every shard has it (docs/runbooks/schema-change.md)", t.Name, c.Name, landsAs(c.PCI))
+				} else {
+					p.find(Warning, path, "new column %s.%s without adding: true: every shard that lacks it refuses the table (schema drift, exit 4) until it has it; declare it adding: true while the ALTER rolls out (docs/runbooks/schema-change.md); it lands %s", t.Name, c.Name, landsAs(c.PCI))
+				}
 				continue
+			}
+			if oc.Adding && !c.Adding {
+				p.change("table %s: column %s rolled out (adding: true removed): a shard that lacks it now refuses the table (exit 4)", t.Name, c.Name)
 			}
 			if oc.Type != c.Type {
 				p.change("table %s: column %s type %s → %s", t.Name, c.Name, oc.Type, c.Type)
+				p.find(Error, path+".type", "%s.%s changes type %s → %s: the landed files and raw.%s hold %s; a type change is a new column, backfilled, switched to, then the old one retired (docs/runbooks/schema-change.md)", t.Name, c.Name, oc.Type, c.Type, t.Name, oc.Type)
 			}
 			if policy(oc.PCI) != policy(c.PCI) {
 				p.change("table %s: column %s pci %s → %s", t.Name, c.Name, policy(oc.PCI), policy(c.PCI))
@@ -301,7 +317,7 @@ func (p *Plan) tables(base, cur *registry.Registry) {
 		}
 		for _, oc := range old.Columns {
 			if _, ok := t.Column(oc.Name); !ok {
-				p.change("table %s: column %s removed", t.Name, oc.Name)
+				p.change("table %s: column %s removed: no longer landed; raw.%s keeps it with the rows loaded so far; a shard that still has it reports it as undeclared (dq schema: WARN)", t.Name, oc.Name, t.Name)
 			}
 		}
 	}

@@ -170,6 +170,22 @@ func TestCompare(t *testing.T) {
 			findings: []string{"warning: tables[2].columns[13]"},
 		},
 		{
+			name: "new column rolling out",
+			edit: func(s string) string {
+				return replace(t, s, "      - {name: card_last4, type: text, pci: last4}\n", "      - {name: card_last4, type: text, pci: last4}\n      - {name: refund_reason, type: text, adding: true}\n")
+			},
+			changes:  []string{"column refund_reason text added (pci: keep), rolling out (adding: true)", "load adds it to raw.payments", "column.include.list gains it"},
+			findings: []string{"warning: tables[2].columns[13]"},
+		},
+		{
+			name: "type change",
+			edit: func(s string) string {
+				return replace(t, s, "{name: amount_cents, type: bigint}", "{name: amount_cents, type: integer}")
+			},
+			changes:  []string{"column amount_cents type bigint → integer"},
+			findings: []string{"error: tables[2].columns[6].type"},
+		},
+		{
 			name:     "key rotation",
 			edit:     func(s string) string { return replace(t, s, "key_id: k1", "key_id: k2") },
 			findings: []string{"warning: tokenizer.key_id"},

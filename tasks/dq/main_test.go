@@ -29,7 +29,8 @@ const testKey = "test-tokenizer-key-0123456789abcdef"
 // TestDQEndToEnd: shards → extract → landing → load → dq, on a real fleet and DuckDB.
 // Everything matches: exit 0 and PASS rows in dq.dq_results. A row lost from the
 // warehouse: exit 3 naming its key. A PAN in a landed file (--pci-files): exit 3 naming
-// the file. A shard down: its checks fail, the others still run.
+// the file. An undeclared column on a shard: WARN naming shard, table and column; a
+// declared one dropped: FAIL naming it. A shard down: its checks fail, the others still run.
 func TestDQEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -111,6 +112,9 @@ func TestDQEndToEnd(t *testing.T) {
 	if err := db.QueryRow("SELECT count(*) FROM dq.dq_results WHERE run_id = 'r1' AND check_name = 'completeness' AND status = 'PASS'").Scan(&n); err != nil || n != 8 {
 		t.Fatalf("dq_results completeness PASS rows = %d (%v), want 8 (4 shards × 2 tables)", n, err)
 	}
+	if err := db.QueryRow("SELECT count(*) FROM dq.dq_results WHERE run_id = 'r1' AND check_name = 'schema' AND status = 'PASS'").Scan(&n); err != nil || n != 8 {
+		t.Fatalf("dq_results schema PASS rows = %d (%v), want 8 (4 shards × 2 tables)", n, err)
+	}
 	// lose one row in the warehouse
 	var lost string
 	if err := db.QueryRow("SELECT order_id FROM raw.orders WHERE _shard = 's02' ORDER BY order_id LIMIT 1").Scan(&lost); err != nil {
@@ -121,7 +125,7 @@ func TestDQEndToEnd(t *testing.T) {
 	}
 	wh.Close()
 	code, out = dq(append(where, "--run-id", "r2")...)
-	if code != 3 || !strings.Contains(out, "data loss") || !strings.Contains(out, lost) || !strings.Contains(out, "dq run r2: FAIL (7 pass, 0 warn, 1 fail)") {
+	if code != 3 || !strings.Contains(out, "data loss") || !strings.Contains(out, lost) || !strings.Contains(out, "dq run r2: FAIL (15 pass, 0 warn, 1 fail)") {
 		t.Fatalf("lost row: exit %d\n%s", code, out)
 	}
 
@@ -168,6 +172,41 @@ func TestDQEndToEnd(t *testing.T) {
 			t.Fatalf("freshness with s00 48h behind: exit %d, %d stale shards\n%s", code, stale, out)
 		}
 	}
+
+	// a column on s01 that shards.yaml does not declare: reported, naming shard, table and
+	// column, not a failure; a declared one dropped on s02: a failure naming it
+	alter := func(stmts map[string]string) {
+		t.Helper()
+		for id, stmt := range stmts {
+			sh, _ := f.Shard(id)
+			admin, err := pgx.Connect(ctx, sh.AdminDSN)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = admin.Exec(ctx, stmt)
+			admin.Close(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	alter(map[string]string{"s01": "ALTER TABLE payments ADD COLUMN card_pan text", "s02": "ALTER TABLE payments DROP COLUMN card_holder"})
+	code, out = dq("--window", "2026-03-10T10:00Z", "--table", "payments", "--run-id", "r6")
+	var warned, failed string
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 3 && f[1] == "schema" && f[3] == "payments" {
+			switch {
+			case f[0] == "WARN" && f[2] == "s01":
+				warned = l
+			case f[0] == "FAIL" && f[2] == "s02":
+				failed = l
+			}
+		}
+	}
+	if code != 3 || !strings.Contains(warned, "undeclared: column card_pan (text)") || !strings.Contains(failed, "refused: column card_holder: missing on the shard") {
+		t.Fatalf("schema changes on s01 and s02: exit %d, want 3 with s01 payments WARN naming card_pan and s02 payments FAIL naming card_holder\n%s", code, out)
+	}
+	alter(map[string]string{"s01": "ALTER TABLE payments DROP COLUMN card_pan", "s02": "ALTER TABLE payments ADD COLUMN card_holder text"})
 
 	// a shard down: only unreachable → 75; its checks fail, the others run
 	if err := f.StopShard(ctx, "s03"); err != nil {

@@ -28,7 +28,10 @@ import (
 
 const help = `extract-window lands one closed window [start, end) of one table of one shard.
 
-It checks the shard's columns against shards.yaml (exit 4 on drift), refuses a window
+It checks the shard's columns against shards.yaml (exit 4 when a declared column was
+dropped, renamed or retyped; a column being rolled out, adding: true, that the shard lacks
+yet lands NULL, named in _absent_columns; a column shards.yaml does not declare is never
+read, only warned of: docs/runbooks/schema-change.md), refuses a window
 that is not closed yet (exit 75: end > shard now() - extract.safety_lag, or a transaction
 that started before end is still open, or a prepared transaction is pending), then reads
 the window in one REPEATABLE READ snapshot with keyset pages on the (updated_at, pk) index,
@@ -57,7 +60,7 @@ environment:
 
 exit codes: 0 landed; 2 usage or configuration; 3 data check failed (a row with a wrong
 bucket, or the self-check of streamed rows against the snapshot's checksum); 4 schema
-drift; 75 retry later (window not closed, shard or object store unreachable); 99 the
+drift (a declared column dropped, renamed or retyped); 75 retry later (window not closed, shard or object store unreachable); 99 the
 shard is paused (shardctl shard pause): nothing done, Airflow marks it skipped; 1 other.
 
 flags:
@@ -205,10 +208,19 @@ func jobOf(o options, reg *registry.Registry) (extract.Job, error) {
 func printPlan(w io.Writer, p *extract.Plan) {
 	fmt.Fprintf(w, "plan for %s (dry run: nothing written)\n", p.Job)
 	fmt.Fprintf(w, "  data key:      %s\n  manifest key:  %s\n", p.DataKey, p.ManifestKey)
-	if p.SchemaError != nil {
+	switch s := p.Schema; {
+	case p.SchemaError != nil:
 		fmt.Fprintf(w, "  schema:        DRIFT: %v (a run exits 4)\n", p.SchemaError)
-	} else {
+	case len(s.Absent) == 0 && len(s.Undeclared) == 0:
 		fmt.Fprintf(w, "  schema:        matches shards.yaml\n")
+	default:
+		fmt.Fprintf(w, "  schema:        lands, with differences:\n")
+		if len(s.Absent) > 0 {
+			fmt.Fprintf(w, "    rolling out, not on the shard yet (NULL, named in _absent_columns): %s\n", s.AbsentList())
+		}
+		for _, d := range s.Undeclared {
+			fmt.Fprintf(w, "    WARNING %s\n", d)
+		}
 	}
 	if p.Closedness.Closed {
 		fmt.Fprintf(w, "  closed:        yes (shard now %s, safety lag %s)\n", p.Closedness.ShardNow.UTC().Format(time.RFC3339), p.SafetyLag)
