@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
@@ -32,11 +34,14 @@ var (
 	ErrWrongBucket = landing.ErrWrongBucket
 )
 
-// mapper turns the events of one table into source rows for its landing.Pipeline.
+// mapper turns the events of one table into source rows for its landing.Pipeline. It
+// is shared by the partitions' goroutines.
 type mapper struct {
 	pipe   *landing.Pipeline
 	landed []registry.Column
 	source map[string]registry.Column // every shards.yaml column
+	log    *slog.Logger
+	warned sync.Map // "shard.column" of the undeclared columns already reported
 }
 
 func (c *Consumer) newMapper(t registry.Table) (*mapper, error) {
@@ -44,7 +49,7 @@ func (c *Consumer) newMapper(t registry.Table) (*mapper, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &mapper{pipe: pipe, landed: t.Landed(), source: map[string]registry.Column{}}
+	m := &mapper{pipe: pipe, landed: t.Landed(), source: map[string]registry.Column{}, log: c.Log.With("table", t.Name)}
 	for _, col := range t.Columns {
 		m.source[col.Name] = col
 	}
@@ -93,17 +98,23 @@ func (c *Consumer) build(j *fileJob, m *mapper, own landing.Ownership, extracted
 	}
 	row := make([]any, len(m.landed))
 	var commitLast time.Time
+	undeclared := map[string]bool{} // fields of the file's events shards.yaml does not declare
+	absent := map[string]bool{}     // the rows' _absent_columns values
 	for i, v := range j.Values {
 		ev, err := DecodeEvent(v)
 		if errors.Is(err, ErrTombstone) {
 			b.Skipped++
 			continue
 		}
+		var missing string
 		if err == nil {
-			err = m.row(ev, row)
+			missing, err = m.row(ev, row, undeclared)
 		}
 		if err == nil {
-			err = f.Add(row, landing.Change{Op: ev.Op, CommitTS: ev.CommitTS, LSN: ev.LSN, TxID: ev.TxID})
+			err = f.Add(row, landing.Change{Op: ev.Op, CommitTS: ev.CommitTS, LSN: ev.LSN, TxID: ev.TxID, Absent: missing})
+		}
+		if missing != "" {
+			absent[missing] = true
 		}
 		if err != nil && poison(err) {
 			return nil, &PoisonError{Topic: j.Topic, Partition: j.Partition, Offset: j.Offsets[i], Shard: j.Shard, Table: j.Table, Err: err}
@@ -118,6 +129,7 @@ func (c *Consumer) build(j *fileJob, m *mapper, own landing.Ownership, extracted
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("%s: %w", j, err)
 	}
+	m.report(j.Shard, undeclared)
 	b.Unowned = f.Unowned()
 	b.Day = dayOf(j.Values[0], j.FirstTime)
 	epoch, ok := f.Epoch()
@@ -130,7 +142,7 @@ func (c *Consumer) build(j *fileJob, m *mapper, own landing.Ownership, extracted
 		Format: landing.FormatVersion, Table: j.Table, Shard: j.Shard, Source: landing.CDC,
 		Topic: j.Topic, Partition: &p, OffsetFirst: &first, OffsetLast: &last,
 		RegistryEpoch: epoch, Rows: sum.Rows(), Checksum: sum.String(),
-		Columns: m.pipe.Columns(), TokenizerKeyID: strings.Join(f.KeyIDs(), ","), ExtractedAt: extractedAt, CodeVersion: c.CodeVersion,
+		Columns: m.pipe.Columns(), AbsentColumns: m.absentColumns(absent), TokenizerKeyID: strings.Join(f.KeyIDs(), ","), ExtractedAt: extractedAt, CodeVersion: c.CodeVersion,
 	}
 	if !commitLast.IsZero() {
 		b.Manifest.CommitLast = &commitLast
@@ -138,32 +150,86 @@ func (c *Consumer) build(j *fileJob, m *mapper, own landing.Ownership, extracted
 	return b, nil
 }
 
-// row writes ev's values of the landed columns into dst, in order: an event column
-// that shards.yaml does not declare or declares drop, or a landed column missing from
-// the event or of another type, stops the file.
-func (m *mapper) row(ev *Event, dst []any) error {
+// row writes ev's values of the landed columns into dst, in order, and returns the
+// row's _absent_columns. Each event is mapped by its own fields, so a schema change in
+// the middle of a topic (or of one file) changes nothing for the events around it
+// (docs/runbooks/schema-change.md):
+//
+//   - a field shards.yaml does not declare is never landed: its name is added to
+//     undeclared (the value is never looked at; the connector's column.include.list
+//     keeps such columns out of Kafka, so one here means its config is stale);
+//   - a field whose policy is drop is a poison event (exit 3);
+//   - a rolling-out column (adding: true) missing from the event lands NULL and is
+//     named in the returned list, in shards.yaml order;
+//   - any other landed column missing, or a value of another type, stops the file
+//     (exit 4): a dropped, renamed or retyped column.
+func (m *mapper) row(ev *Event, dst []any, undeclared map[string]bool) (string, error) {
 	src := ev.Row()
 	for name := range src {
 		col, ok := m.source[name]
 		if !ok {
-			return exitcode.Wrap(exitcode.Drift, fmt.Errorf("%w: column %s is not in shards.yaml", ErrDrift, name))
+			undeclared[name] = true
+			continue
 		}
 		if col.PCI == registry.PCIDrop {
-			return exitcode.Wrap(exitcode.CheckFail, fmt.Errorf("%w: %s (add it to the connector's column.exclude.list: shardctl connectors apply)", ErrDroppedColumn, name))
+			return "", exitcode.Wrap(exitcode.CheckFail, fmt.Errorf("%w: %s (the connector's column.include.list must leave it out: shardctl connectors apply)", ErrDroppedColumn, name))
 		}
 	}
+	var absent string
 	for k, col := range m.landed {
 		raw, ok := src[col.Name]
+		if !ok && col.Adding {
+			dst[k] = nil
+			if absent != "" {
+				absent += ","
+			}
+			absent += col.Name
+			continue
+		}
 		if !ok {
-			return exitcode.Wrap(exitcode.Drift, fmt.Errorf("%w: column %s is missing from the event", ErrDrift, col.Name))
+			return "", exitcode.Wrap(exitcode.Drift, fmt.Errorf("%w: column %s is missing from the event (a declared column dropped or renamed on the shard is refused; one being added is marked adding: true in shards.yaml)", ErrDrift, col.Name))
 		}
 		val, err := value(raw, col.Type)
 		if err != nil {
-			return exitcode.Wrap(exitcode.Drift, fmt.Errorf("column %s (%s): %w", col.Name, col.Type, err))
+			return "", exitcode.Wrap(exitcode.Drift, fmt.Errorf("column %s (%s): %w", col.Name, col.Type, err))
 		}
 		dst[k] = val
 	}
-	return nil
+	return absent, nil
+}
+
+// report warns, once per process for each shard and column, of the undeclared columns
+// a file's events carried: they were not landed.
+func (m *mapper) report(shard string, undeclared map[string]bool) {
+	names := make([]string, 0, len(undeclared))
+	for n := range undeclared {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if _, seen := m.warned.LoadOrStore(shard+"."+n, true); !seen {
+			m.log.Warn("undeclared column in the shard's change events: not landed until shards.yaml declares it with its pci policy; the connector's column.include.list is stale (shardctl connectors apply)",
+				"shard", shard, "column", n)
+		}
+	}
+}
+
+// absentColumns are the rolling-out columns named in any of a file's rows' absent
+// lists, in shards.yaml order.
+func (m *mapper) absentColumns(lists map[string]bool) []string {
+	names := map[string]bool{}
+	for l := range lists {
+		for _, n := range strings.Split(l, ",") {
+			names[n] = true
+		}
+	}
+	var out []string
+	for _, c := range m.landed {
+		if names[c.Name] {
+			out = append(out, c.Name)
+		}
+	}
+	return out
 }
 
 // ownership is how a shard's changes are judged: the registry, or, while the shard is in

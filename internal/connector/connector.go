@@ -161,6 +161,10 @@ func (c Config) JSON() []byte {
 // up when they start owning buckets).
 func Managed(s registry.Shard) bool { return s.State != registry.StateRetired }
 
+// SignalColumns are the signal table's columns (internal/fleet/schema.sql), as
+// Debezium's source signal channel reads them.
+var SignalColumns = []string{"id", "type", "data"}
+
 // Render returns the connector config of shard s. topicPrefix is the environment's
 // kafka.topic_prefix.
 func Render(reg *registry.Registry, topicPrefix string, s registry.Shard) (Config, error) {
@@ -170,15 +174,20 @@ func Render(reg *registry.Registry, topicPrefix string, s registry.Shard) (Confi
 	secret := func(key string) string {
 		return fmt.Sprintf("${file:%s/%s.properties:%s}", SecretsDir, s.ID, key)
 	}
-	var tables, excluded []string
+	var tables, included []string
 	for _, t := range reg.Tables {
 		tables = append(tables, regexp.QuoteMeta(Schema+"."+t.Name))
-		for _, c := range t.Dropped() {
-			excluded = append(excluded, regexp.QuoteMeta(Schema+"."+t.Name+"."+c))
+		for _, c := range t.Landed() {
+			included = append(included, regexp.QuoteMeta(Schema+"."+t.Name+"."+c.Name))
 		}
 	}
 	tables = append(tables, regexp.QuoteMeta(Schema+"."+SignalTable))
-	sort.Strings(excluded)
+	// the column filter applies to the signal table too: without its three columns a
+	// signal arrives empty and is discarded (debezium/dbz#2280)
+	for _, c := range SignalColumns {
+		included = append(included, regexp.QuoteMeta(Schema+"."+SignalTable+"."+c))
+	}
+	sort.Strings(included)
 
 	c := Config{
 		"name":            Name(s.ID),
@@ -198,8 +207,11 @@ func Render(reg *registry.Registry, topicPrefix string, s registry.Shard) (Confi
 		"topic.prefix":                TopicPrefix(topicPrefix, s.ID),
 		"schema.include.list":         Schema,
 		"table.include.list":          strings.Join(tables, ","),
-		// Card verification codes and expiry dates never leave the shard.
-		"column.exclude.list": strings.Join(excluded, ","),
+		// Only the columns shards.yaml lands leave the shard: card verification codes and
+		// expiry dates (policy drop) never do, nor does a column the shards have and
+		// shards.yaml does not declare yet (it may hold PCI data;
+		// docs/runbooks/schema-change.md).
+		"column.include.list": strings.Join(included, ","),
 		// New shards start with their existing rows ('r' events), then stream.
 		"snapshot.mode": "initial",
 
@@ -233,9 +245,6 @@ func Render(reg *registry.Registry, topicPrefix string, s registry.Shard) (Confi
 
 		"slot.drop.on.stop":            "false",
 		"provide.transaction.metadata": "false",
-	}
-	if len(excluded) == 0 {
-		delete(c, "column.exclude.list")
 	}
 	// PCI values are tokenized in the worker, before the converter writes them to Kafka
 	// (docs/pci.md); the key is a reference the worker resolves, never a value here.

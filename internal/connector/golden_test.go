@@ -2,6 +2,7 @@ package connector_test
 
 import (
 	"flag"
+	"slices"
 	"strings"
 	"testing"
 
@@ -47,7 +48,8 @@ func TestCommittedConfigs(t *testing.T) {
 	}
 }
 
-// TestRenderPCI: the drop-policy columns are excluded; the token, last4 and redact
+// TestRenderPCI: only the landed columns are included (drop-policy and undeclared
+// columns never leave the shard); the token, last4 and redact
 // columns go through the tokenize transform in the worker, before Kafka, with the key
 // as a config-provider reference; no config value carries a credential.
 func TestRenderPCI(t *testing.T) {
@@ -60,14 +62,19 @@ func TestRenderPCI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex := c["column.exclude.list"]
-	for _, col := range []string{`public\.payments\.card_cvv`, `public\.payments\.card_expiry`} {
-		if !strings.Contains(ex, col) {
-			t.Errorf("column.exclude.list %q lacks %s", ex, col)
+	in := strings.Split(c["column.include.list"], ",")
+	for _, col := range []string{`public\.payments\.card_number`, `public\.orders\.note`, `public\.shardflow_signal\.data`} {
+		if !slices.Contains(in, col) {
+			t.Errorf("column.include.list %q lacks %s", in, col)
 		}
 	}
-	if strings.Contains(ex, "card_number") {
-		t.Errorf("column.exclude.list %q drops card_number (it is tokenized by the transform)", ex)
+	for _, col := range []string{`public\.payments\.card_cvv`, `public\.payments\.card_expiry`} {
+		if slices.Contains(in, col) {
+			t.Errorf("column.include.list carries the drop-policy column %s", col)
+		}
+	}
+	if _, ok := c["column.exclude.list"]; ok {
+		t.Error("column.exclude.list is set: the include list alone decides what leaves the shard")
 	}
 	want := map[string]string{
 		"transforms":                  "tokenize",
