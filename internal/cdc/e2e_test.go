@@ -35,8 +35,9 @@ import (
 // built by dbt, equals the shards' live orders (count, sum of total_cents, key
 // checksum) with one row per order_id; the landed files of every partition tile its
 // offsets (no overlap, no gap); no card number is in any landed file or the warehouse,
-// and order notes land redacted. After the second phase (reshard), every byte of every
-// Kafka topic is scanned for the shards' card numbers and holder names: none.
+// and order notes land redacted. The second phase (reshard) moves buckets live, the third
+// (schemaChange) rolls a new column out to the shards under traffic. After them, every
+// byte of every Kafka topic is scanned for the shards' card numbers and holder names: none.
 func TestE2E(t *testing.T) {
 	r := newRig(t, 5)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
@@ -218,6 +219,10 @@ func TestE2E(t *testing.T) {
 
 	// Phase two on the same fleet and stack: live rebalancing under traffic.
 	reshard(t, r, ctx)
+	r.checkTiling()
+
+	// Phase three: a column rolled out to the shards one at a time, under traffic.
+	schemaChange(t, r, ctx)
 	r.checkTiling()
 
 	// After the live traffic of both phases: no clear card data in any Kafka topic.

@@ -348,18 +348,29 @@ func (r *rig) dbtBuild(ctx context.Context, args ...string) string {
 // dbtBuildAt is dbtBuild on the DuckDB file path.
 func (r *rig) dbtBuildAt(ctx context.Context, path string, args ...string) string {
 	r.t.Helper()
+	return r.dbtBuildIn(ctx, filepath.Join(r.root, "dbt"), path, args...)
+}
+
+// dbtBuildIn builds the dbt project in project (the repository's dbt/, or a copy of it
+// inside the repository) on the DuckDB file path.
+func (r *rig) dbtBuildIn(ctx context.Context, project, path string, args ...string) string {
+	r.t.Helper()
 	if r.dbtSeeds == "" {
 		r.seeds()
 	}
+	seeds, err := filepath.Rel(project, filepath.Join(r.root, "dbt", r.dbtSeeds))
+	if err != nil {
+		r.t.Fatal(err)
+	}
 	cmd := exec.CommandContext(ctx, r.dbt, append([]string{"build", "--profiles-dir", ".",
-		"--target-path", filepath.Join(r.dir, "dbt-target"), "--log-path", filepath.Join(r.dir, "dbt-logs"),
+		"--target-path", filepath.Join(r.dir, "dbt-target-"+filepath.Base(project)), "--log-path", filepath.Join(r.dir, "dbt-logs"),
 		"--vars", "{code_version: cdc-e2e}"}, args...)...)
-	cmd.Dir = filepath.Join(r.root, "dbt")
-	cmd.Env = append(os.Environ(), "SHARDFLOW_DUCKDB_PATH="+path, "SHARDFLOW_DBT_SEEDS="+r.dbtSeeds,
+	cmd.Dir = project
+	cmd.Env = append(os.Environ(), "SHARDFLOW_DUCKDB_PATH="+path, "SHARDFLOW_DBT_SEEDS="+seeds,
 		"SHARDFLOW_DBT_TARGET=local", "DBT_SEND_ANONYMOUS_USAGE_STATS=false")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		r.t.Fatalf("dbt build: %v\n%s", err, tailLines(string(out), 60))
+		r.t.Fatalf("dbt build in %s: %v\n%s", project, err, tailLines(string(out), 60))
 	}
 	return tailLines(strings.TrimSpace(string(out)), 3)
 }

@@ -49,41 +49,16 @@ import (
 //   - shards.yaml with a move's recorded markers 2 s late, or 2 s early, fails the move
 //     audit, naming the move.
 func reshard(t *testing.T, r *rig, ctx context.Context) {
-	bin := func(name string) string { return filepath.Join(r.root, "var", "bin", name) }
-	for _, b := range []string{"shardctl", "extract-window", "dq"} {
-		if _, err := os.Stat(bin(b)); err != nil {
-			t.Fatalf("%s is missing: run `make build`", bin(b))
-		}
-	}
 	whBatch, whCDC := filepath.Join(r.dir, "batch.duckdb"), filepath.Join(r.dir, "cdc.duckdb")
 	run := func(env []string, name string, args ...string) (string, int) {
 		t.Helper()
-		cmd := exec.CommandContext(ctx, bin(name), args...)
-		cmd.Env = append(r.childEnvList(), env...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return out.String(), ee.ExitCode()
-		}
-		if err != nil {
-			t.Fatalf("%s %v: %v", name, args, err)
-		}
-		return out.String(), 0
+		return r.runBin(ctx, env, name, args...)
 	}
 	must := func(name string, args ...string) string {
 		t.Helper()
-		out, code := run(nil, name, args...)
-		if code != 0 {
-			t.Fatalf("%s %s: exit %d\n%s", name, strings.Join(args, " "), code, out)
-		}
-		return out
+		return r.mustBin(ctx, name, args...)
 	}
-	reload := func() {
-		t.Helper()
-		r.reg = fleettest.Load(t, r.regFile)
-	}
+	reload := r.reload
 
 	// The split is declared (pull request 1: s05 onboarding, move 2 pending) and deployed
 	// before the traffic starts: its cluster, its connector, a consumer that knows it.
@@ -145,54 +120,15 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 	}()
 
 	// The batch path: every closed window of every shard and table, once; then loads.
-	var whMu sync.Mutex // DuckDB: one writer per file
-	done := map[string]bool{}
-	batchPass := func() error {
-		now := time.Now().UTC()
-		size := r.reg.Extract.Window.Duration
-		for _, s := range r.fleet.Shards {
-			for _, tb := range r.reg.Tables {
-				for w := phase; !w.Add(size + 5*time.Second).After(now); w = w.Add(size) {
-					k := s.ID + "/" + tb.Name + "/" + w.String()
-					if done[k] {
-						continue
-					}
-					out, code := run(nil, "extract-window", "--shard", s.ID, "--table", tb.Name, "--window", w.Format(time.RFC3339))
-					switch code {
-					case 0:
-						done[k] = true
-					case 75: // not closed on this shard yet
-					default:
-						return fmt.Errorf("extract-window %s %s %s: exit %d\n%s", s.ID, tb.Name, w.Format(time.RFC3339), code, out)
-					}
-				}
-			}
-		}
-		whMu.Lock()
-		defer whMu.Unlock()
-		return r.loadInto(ctx, r.whPath, "")
-	}
-	batchDone := make(chan error, 1)
-	go func() {
-		for tctx.Err() == nil {
-			if err := batchPass(); err != nil {
-				batchDone <- err
-				return
-			}
-			select {
-			case <-tctx.Done():
-			case <-time.After(10 * time.Second):
-			}
-		}
-		batchDone <- nil
-	}()
+	batch := r.newBatchPath(ctx, phase)
+	batchDone := batch.every(tctx, 10*time.Second)
 
 	// A finance run pinned before anything moves.
 	time.Sleep(time.Until(phase.Add(2*time.Minute + 10*time.Second)))
-	whMu.Lock()
+	batch.whMu.Lock()
 	r.seeds()
 	t.Logf("dbt (finance run pre-split): %s", r.dbtBuildAt(ctx, r.whPath, "--vars", "{code_version: cdc-e2e, finance_run_id: pre-split}"))
-	whMu.Unlock()
+	batch.whMu.Unlock()
 
 	// probe writes to a row of the moving buckets on shard id as the application would
 	// (a no-op update) and returns what the shard's fence says of it.
@@ -279,7 +215,7 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 	// Drain: the last windows close; the batch path and CDC land everything.
 	time.Sleep(time.Until(time.Now().UTC().Truncate(time.Minute).Add(time.Minute + 6*time.Second)))
 	for i := 0; i < 2; i++ {
-		if err := batchPass(); err != nil {
+		if err := batch.pass(); err != nil {
 			t.Fatalf("batch path: %v", err)
 		}
 	}
@@ -489,6 +425,111 @@ func (r *rig) onlyHardDeleted(ctx context.Context, path string, b int, deleted m
 		}
 	}
 	return seen == len(live)
+}
+
+// bin is the path of a task binary (make build).
+func (r *rig) bin(name string) string { return filepath.Join(r.root, "var", "bin", name) }
+
+// runBin runs a task binary with the rig's environment (and env) and returns its
+// output and exit code (-1: killed).
+func (r *rig) runBin(ctx context.Context, env []string, name string, args ...string) (string, int) {
+	r.t.Helper()
+	if _, err := os.Stat(r.bin(name)); err != nil {
+		r.t.Fatalf("%s is missing: run `make build`", r.bin(name))
+	}
+	cmd := exec.CommandContext(ctx, r.bin(name), args...)
+	cmd.Env = append(r.childEnvList(), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return out.String(), ee.ExitCode()
+	}
+	if err != nil {
+		r.t.Fatalf("%s %v: %v", name, args, err)
+	}
+	return out.String(), 0
+}
+
+// mustBin is runBin that fails the test unless the binary exits 0.
+func (r *rig) mustBin(ctx context.Context, name string, args ...string) string {
+	r.t.Helper()
+	out, code := r.runBin(ctx, nil, name, args...)
+	if code != 0 {
+		r.t.Fatalf("%s %s: exit %d\n%s", name, strings.Join(args, " "), code, out)
+	}
+	return out
+}
+
+// reload reads the test's shards.yaml again (after a command or the test edited it).
+func (r *rig) reload() { r.reg = fleettest.Load(r.t, r.regFile) }
+
+// batchPath is the batch path as the hourly DAG runs it: every closed window of every
+// shard and table from its first window on, once each, then a load.
+type batchPath struct {
+	r     *rig
+	ctx   context.Context
+	first time.Time
+	done  map[string]bool
+	whMu  sync.Mutex // DuckDB: one writer per file
+	// refused, when set, is called for an extract-window exit other than 0 and 75
+	// instead of failing the pass
+	refused func(shard, table string, w time.Time, code int, out string)
+}
+
+func (r *rig) newBatchPath(ctx context.Context, first time.Time) *batchPath {
+	return &batchPath{r: r, ctx: ctx, first: first, done: map[string]bool{}}
+}
+
+// every runs pass every interval until ctx ends; the channel gets the first error, or
+// nil at the end.
+func (b *batchPath) every(ctx context.Context, interval time.Duration) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		for ctx.Err() == nil {
+			if err := b.pass(); err != nil {
+				done <- err
+				return
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(interval):
+			}
+		}
+		done <- nil
+	}()
+	return done
+}
+
+// pass extracts every closed window not landed yet, then loads everything.
+func (b *batchPath) pass() error {
+	r := b.r
+	now := time.Now().UTC()
+	size := r.reg.Extract.Window.Duration
+	for _, s := range r.fleet.Shards {
+		for _, tb := range r.reg.Tables {
+			for w := b.first; !w.Add(size + 5*time.Second).After(now); w = w.Add(size) {
+				k := s.ID + "/" + tb.Name + "/" + w.String()
+				if b.done[k] {
+					continue
+				}
+				out, code := r.runBin(b.ctx, nil, "extract-window", "--shard", s.ID, "--table", tb.Name, "--window", w.Format(time.RFC3339))
+				switch {
+				case code == 0:
+					b.done[k] = true
+				case code == 75: // not closed on this shard yet
+				case b.refused != nil:
+					b.refused(s.ID, tb.Name, w, code, out)
+				default:
+					return fmt.Errorf("extract-window %s %s %s: exit %d\n%s", s.ID, tb.Name, w.Format(time.RFC3339), code, out)
+				}
+			}
+		}
+	}
+	b.whMu.Lock()
+	defer b.whMu.Unlock()
+	return r.loadInto(b.ctx, r.whPath, "")
 }
 
 func loadOrFail(t *testing.T, err error) {

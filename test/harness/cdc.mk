@@ -40,7 +40,7 @@ cdc-status: ## connectors, slots and consumer lag of the local stack (shardctl c
 	@bash test/harness/cdc/stack.sh status
 	@set -a; [ -f $(VAR)/fleet/fleet.env ] && . $(VAR)/fleet/fleet.env; set +a; $(BIN)/shardctl connectors status
 
-test-cdc: deps-cdc deps-apt deps-dbt build ## CDC end to end: 4 shards → Debezium → Kafka → tokenize cdc → load → dbt fact_orders, kill -9 mid-stream, a shard added; then a split and a move under traffic with batch and CDC running (reconciled per bucket, dq with the move audit, finance pinned before the split)
+test-cdc: deps-cdc deps-apt deps-dbt build ## CDC end to end: 4 shards → Debezium → Kafka → tokenize cdc → load → dbt fact_orders, kill -9 mid-stream, a shard added; then a split and a move under traffic with batch and CDC running (reconciled per bucket, dq with the move audit, finance pinned before the split); then a column rolled out to the shards one at a time under traffic (no window refused, its values through both paths into fact_orders)
 	CI=$${CI:-true} go test -count=1 -timeout 40m -tags cdce2e -run 'E2E' ./internal/cdc/
 
 bench-cdc: deps-cdc deps-apt deps-dbt build ## commit → fact_orders freshness p50/p95/max under sustained writes; events/s Debezium → Kafka → tokenize cdc beside pg_recvlogical
