@@ -117,6 +117,9 @@ func (w *Warehouse) Ensure(ctx context.Context, tables []registry.Table) error {
 
 // columns are the lower-case column names of the raw tables, by table.
 func (w *Warehouse) columns(ctx context.Context, tables []registry.Table) (map[string]map[string]bool, error) {
+	if len(tables) == 0 {
+		return nil, nil
+	}
 	rows, err := w.db.QueryContext(ctx, ColumnsSQL(w.cfg, tables))
 	if err != nil {
 		return nil, fmt.Errorf("ensure raw tables: list their columns: %w", err)
@@ -424,13 +427,9 @@ func (w *Warehouse) DuplicateKeys(ctx context.Context, t registry.Table, limit i
 
 // StringColumns implements warehouse.Checker.
 func (w *Warehouse) StringColumns(ctx context.Context) (map[string][]string, error) {
-	info := "INFORMATION_SCHEMA.COLUMNS"
-	if w.cfg.Database != "" {
-		info = w.cfg.Database + "." + info
-	}
 	q := fmt.Sprintf(`SELECT table_name, column_name FROM %s WHERE UPPER(table_schema) = UPPER(%s)
 		AND UPPER(data_type) IN ('TEXT', 'VARCHAR') AND UPPER(table_name) <> UPPER(%s) ORDER BY table_name, ordinal_position`,
-		info, lit(w.cfg.Schema), lit(warehouse.HistoryTable))
+		w.cfg.infoColumns(), lit(w.cfg.Schema), lit(warehouse.HistoryTable))
 	rows, err := w.db.QueryContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("list string columns: %w", err)

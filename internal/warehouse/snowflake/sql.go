@@ -93,18 +93,22 @@ func EnsureSQL(c Config, tables []registry.Table) ([]string, error) {
 	return out, nil
 }
 
-// ColumnsSQL lists the columns raw.<table> has, as (table_name, column_name).
-func ColumnsSQL(c Config, tables []registry.Table) string {
-	info := "INFORMATION_SCHEMA.COLUMNS"
-	if c.Database != "" {
-		info = c.Database + "." + info
+// infoColumns is the INFORMATION_SCHEMA.COLUMNS view of the raw schema's database.
+func (c Config) infoColumns() string {
+	if c.Database == "" {
+		return "INFORMATION_SCHEMA.COLUMNS"
 	}
+	return c.Database + ".INFORMATION_SCHEMA.COLUMNS"
+}
+
+// ColumnsSQL lists the columns the raw tables have, as (table_name, column_name).
+func ColumnsSQL(c Config, tables []registry.Table) string {
 	names := make([]string, len(tables))
 	for i, t := range tables {
 		names[i] = "UPPER(" + lit(t.Name) + ")"
 	}
 	return fmt.Sprintf("SELECT table_name, column_name FROM %s WHERE UPPER(table_schema) = UPPER(%s) AND UPPER(table_name) IN (%s)",
-		info, lit(c.Schema), strings.Join(names, ", "))
+		c.infoColumns(), lit(c.Schema), strings.Join(names, ", "))
 }
 
 // AddColumnsSQL are the statements that add to raw.<t> the columns of warehouse.Columns(t)
