@@ -23,10 +23,11 @@ import (
 
 // Sentinel errors; each is wrapped with the shard, table and offsets it concerns.
 var (
-	// ErrDrift: a change event's columns differ from shards.yaml (exit 4).
+	// ErrDrift: a change event lacks a declared column that is not rolling out, or
+	// carries one of another type (exit 4).
 	ErrDrift = errors.New("change event columns differ from shards.yaml")
 	// ErrDroppedColumn: an event carries a column whose policy is drop; the connector's
-	// column.exclude.list is wrong. The event is a poison event (quarantine.go): it never
+	// column.include.list is wrong. The event is a poison event (quarantine.go): it never
 	// lands (exit 3 in its quarantine).
 	ErrDroppedColumn = errors.New("change event carries a drop-policy column")
 	// ErrWrongBucket: a row's bucket is not registry.Bucket(customer_id) (exit 3;
