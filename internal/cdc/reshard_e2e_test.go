@@ -212,19 +212,7 @@ func reshard(t *testing.T, r *rig, ctx context.Context) {
 		t.Errorf("the traffic met no fence (rerouted %d, fenced %d)", traffic.Rerouted, traffic.Fenced)
 	}
 
-	// Drain: the last windows close; the batch path and CDC land everything.
-	time.Sleep(time.Until(time.Now().UTC().Truncate(time.Minute).Add(time.Minute + 6*time.Second)))
-	for i := 0; i < 2; i++ {
-		if err := batch.pass(); err != nil {
-			t.Fatalf("batch path: %v", err)
-		}
-	}
-	if err := follow.stop(); err != nil {
-		t.Fatalf("tokenize cdc (follow) exited with %v", err)
-	}
-	r.waitCaptured(ctx)
-	r.runBounded()
-	loadOrFail(t, r.loadInto(ctx, r.whPath, ""))
+	r.drain(ctx, batch, follow)
 
 	// Cleanup: the gates pass now (batch through the markers loaded, CDC landed).
 	// the split's cleanup is killed (SIGKILL) after its first table, then run again
@@ -480,6 +468,28 @@ type batchPath struct {
 
 func (r *rig) newBatchPath(ctx context.Context, first time.Time) *batchPath {
 	return &batchPath{r: r, ctx: ctx, first: first, done: map[string]bool{}}
+}
+
+// drain lands everything once the traffic stopped: it waits for the last window to
+// close, runs the batch path twice, stops the following consumer, waits until Debezium
+// captured every shard's WAL, runs a bounded consumer and loads.
+func (r *rig) drain(ctx context.Context, batch *batchPath, follow *child) {
+	r.t.Helper()
+	size := r.reg.Extract.Window.Duration
+	time.Sleep(time.Until(time.Now().UTC().Truncate(size).Add(size + 6*time.Second)))
+	for i := 0; i < 2; i++ {
+		if err := batch.pass(); err != nil {
+			r.t.Fatalf("batch path: %v", err)
+		}
+	}
+	if err := follow.stop(); err != nil {
+		r.t.Fatalf("tokenize cdc (follow) exited with %v", err)
+	}
+	r.waitCaptured(ctx)
+	r.runBounded()
+	if err := r.loadInto(ctx, r.whPath, ""); err != nil {
+		r.t.Fatal(err)
+	}
 }
 
 // every runs pass every interval until ctx ends; the channel gets the first error, or

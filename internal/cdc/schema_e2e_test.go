@@ -140,19 +140,7 @@ COMMIT`)
 		t.Fatalf("batch path: %v", err)
 	}
 
-	// Drain: the last windows close; the batch path and CDC land everything.
-	time.Sleep(time.Until(time.Now().UTC().Truncate(size).Add(size + 6*time.Second)))
-	for i := 0; i < 2; i++ {
-		if err := batch.pass(); err != nil {
-			t.Fatalf("batch path: %v", err)
-		}
-	}
-	if err := follow.stop(); err != nil {
-		t.Fatalf("tokenize cdc (follow) exited with %v", err)
-	}
-	r.waitCaptured(ctx)
-	r.runBounded()
-	loadOrFail(t, r.loadInto(ctx, r.whPath, ""))
+	r.drain(ctx, batch, follow)
 	if len(refusals) > 0 {
 		t.Errorf("windows refused during the rollout:\n%s", strings.Join(refusals, "\n"))
 	}
