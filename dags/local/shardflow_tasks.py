@@ -40,7 +40,7 @@ WRITER_POOL = "shardflow_duckdb_writer"
 REPO = Path(os.environ.get("SHARDFLOW_REPO") or Path(__file__).resolve().parents[2])
 # environments.local.warehouse.path, relative to the repository unless absolute.
 WAREHOUSE = "var/warehouse.duckdb"
-WRITERS = {"load", "dq", "dbt"}
+WRITERS = {"load", "dq", "dbt", "shardctl"}
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +301,11 @@ COMMAND_DOCS = {
     "tokenize": (
         "Lands every shard's CDC topics up to their end offsets as offset-range files.",
         "cdc-lag.md",
+    ),
+    "shardctl": (
+        "Purges raw rows past the hot period, each file verified in the archive first "
+        "(shardctl retention purge).",
+        "retention.md",
     ),
     "dbt": ("Builds the dbt models from the raw tables.", "alerts.md#shardflowairflowtaskfailed"),
 }

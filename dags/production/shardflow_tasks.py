@@ -50,6 +50,7 @@ ENTRYPOINTS = {
     "load": "/usr/local/bin/load",
     "dq": "/usr/local/bin/dq",
     "tokenize": "/usr/local/bin/tokenize",
+    "shardctl": "/usr/local/bin/shardctl",
     "dbt": "/opt/shardflow/venv/bin/dbt",
 }
 
@@ -72,6 +73,7 @@ RESOURCES = {
     "load": (("500m", "1Gi"), ("2", "4Gi")),
     "dq": (("250m", "512Mi"), ("1", "2Gi")),
     "tokenize": (("500m", "1Gi"), ("2", "2Gi")),
+    "shardctl": (("250m", "512Mi"), ("1", "1Gi")),
     "dbt": (("250m", "512Mi"), ("1", "2Gi")),
 }
 
@@ -141,7 +143,9 @@ def _secrets(command: str, shards: Sequence[str]) -> list[Secret]:
     # tokenized before Kafka and holds no key (docs/pci.md)
     if command == "extract-window":
         refs.append(TOKENIZER_KEY)
-    if command in ("load", "dq"):
+    # shardctl runs the retention purge (the warehouse; the bucket through the service
+    # account, as load reads it)
+    if command in ("load", "dq", "shardctl"):
         refs.append(WAREHOUSE_DSN)
     out = [Secret("env", env, secret, key) for env, secret, key in refs]
     if command == "dbt":
@@ -381,6 +385,11 @@ COMMAND_DOCS = {
     "tokenize": (
         "Lands every shard's CDC topics up to their end offsets as offset-range files.",
         "cdc-lag.md",
+    ),
+    "shardctl": (
+        "Purges raw rows past the hot period, each file verified in the archive first "
+        "(shardctl retention purge).",
+        "retention.md",
     ),
     "dbt": ("Builds the dbt models from the raw tables.", "alerts.md#shardflowairflowtaskfailed"),
 }

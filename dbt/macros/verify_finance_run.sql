@@ -8,7 +8,9 @@
    2. numbers: the run's daily numbers recomputed now from those pinned inputs equal the
       stored ones exactly (rows in either and not in the other are counted).
   Logs one line per check and exits non-zero (dbt exit 1) on any difference, so
-  `shardctl finance verify` can wrap it. RUN defaults to the latest run.
+  `shardctl finance verify` can wrap it. RUN defaults to the latest run. With
+  --vars '{raw_schema: S}' it verifies from a restore schema (shardctl retention restore
+  --run RUN --schema S) instead of raw: a run whose inputs were purged past the hot period.
 -#}
 {% macro verify_finance_run(run_id=none) %}
   {%- set manifest = ref('dim_finance_runs') -%}
@@ -68,7 +70,18 @@
     {%- do problems.append("input changed since the run: shard " ~ c[0] ~ " table " ~ c[1] ~ ": files " ~ c[2] ~ " -> " ~ c[3] ~ ", rows " ~ c[4] ~ " -> " ~ c[5]) -%}
   {%- endfor -%}
   {%- if n[1] > 0 or n[2] > 0 -%}
-    {%- do problems.append("numbers differ: " ~ n[1] ~ " stored row(s) not reproduced, " ~ n[2] ~ " recomputed row(s) not stored") -%}
+    {%- set why = "" -%}
+    {%- set purge_log = adapter.get_relation(database=source('shard', '_load_history').database, schema=source('shard', '_load_history').schema, identifier='_purge_log') -%}
+    {%- if purge_log is not none -%}
+      {%- set purged = run_query("select count(*) from " ~ purge_log ~ " as g"
+            ~ " inner join " ~ source('shard', '_load_history') ~ " as h on h.file_key = g.file_key and h.data_sha256 = g.data_sha256"
+            ~ " inner join " ~ ref('fct_finance_run_inputs') ~ " as p on p.shard_id = h.shard and p.table_name = h.table_name and h.loaded_at <= p.hwm_loaded_at"
+            ~ " where p.run_id = '" ~ run_id ~ "'").rows[0][0] -%}
+      {%- if purged > 0 -%}
+        {%- set why = " (" ~ purged ~ " of its pinned input files were purged from the raw tables past the hot period: restore them with `shardctl retention restore --run " ~ run_id ~ " --schema S` and verify with `--restore S`, docs/retention.md)" -%}
+      {%- endif -%}
+    {%- endif -%}
+    {%- do problems.append("numbers differ: " ~ n[1] ~ " stored row(s) not reproduced, " ~ n[2] ~ " recomputed row(s) not stored" ~ why) -%}
   {%- endif -%}
   {%- if problems -%}
     {{ exceptions.raise_compiler_error("verify finance " ~ where ~ ": NOT reproducible: " ~ (problems | join('; '))) }}

@@ -30,9 +30,12 @@
 
 {#- Schemas are named as configured (staging, intermediate, analytics, finance, audit,
     registry), not prefixed with the target schema: the warehouse holds one deployment
-    per database (local file / Snowflake database). -#}
+    per database (local file / Snowflake database). With --vars '{raw_schema: S}' (a
+    restore, docs/retention.md) the staging views go to S, over it, so raw's stay. -#}
 {% macro generate_schema_name(custom_schema_name, node) -%}
-    {%- if custom_schema_name is none -%}{{ target.schema }}{%- else -%}{{ custom_schema_name | trim }}{%- endif -%}
+    {%- if custom_schema_name is none -%}{{ target.schema }}
+    {%- elif custom_schema_name | trim == 'staging' and var('raw_schema', 'raw') != 'raw' -%}{{ var('raw_schema') }}
+    {%- else -%}{{ custom_schema_name | trim }}{%- endif -%}
 {%- endmacro %}
 
 {#- raw._load_history.rows (contracts §6). ROWS is reserved in Snowflake (all ANSI

@@ -1,6 +1,6 @@
 // Package dagen renders shards.yaml into the Airflow DAG files under dags/: for every
-// environment of the registry one directory, dags/<environment>/, holding the same four
-// DAGs (hourly batch, finance daily, backfill, CDC micro-batch) and a task factory
+// environment of the registry one directory, dags/<environment>/, holding the same five
+// DAGs (hourly batch, finance daily, backfill, CDC micro-batch, retention daily) and a task factory
 // module for the environment's target.
 //
 // The DAG files are identical for every target: they name binaries, arguments and the
@@ -37,10 +37,11 @@ const (
 	FinanceDaily = "finance_daily"
 	Backfill     = "backfill"
 	CDC          = "cdc_microbatch"
+	Retention    = "retention_daily"
 )
 
 // Kinds lists every DAG kind in rendering order.
-var Kinds = []string{Hourly, FinanceDaily, Backfill, CDC}
+var Kinds = []string{Hourly, FinanceDaily, Backfill, CDC, Retention}
 
 // DAGID is the id of a DAG of the fleet: "<fleet>__<kind>".
 func DAGID(fleet, kind string) string { return fleet + "__" + kind }
@@ -125,6 +126,8 @@ type spec struct {
 	DBTSecret   string      // k8s: secret with the dbt profile's Snowflake variables
 	DAG         map[string]string
 	MaxBackfill int
+	// RetentionHot and RetentionArchive are shards.yaml's default retention periods.
+	RetentionHot, RetentionArchive string
 	// Runbooks is monitoring.runbooks; Alertmanager and Pushgateway the environment's
 	// monitoring targets ("": the callbacks only log, nothing is pushed).
 	Runbooks, Alertmanager, Pushgateway string
@@ -201,6 +204,7 @@ func render(r *registry.Registry, opt Options) ([]genfile.File, error) {
 			{FinanceDaily + ".py", "finance_daily.py.tmpl"},
 			{Backfill + ".py", "backfill.py.tmpl"},
 			{CDC + ".py", "cdc_microbatch.py.tmpl"},
+			{Retention + ".py", "retention_daily.py.tmpl"},
 			{"pools.json", "pools.json.tmpl"},
 			{".airflowignore", "airflowignore.tmpl"},
 		}
@@ -251,6 +255,7 @@ func specOf(r *registry.Registry, env, cron string, opt Options) (*spec, error) 
 		CDCBudget: r.SLA.CDCFreshness.Duration, AlertAt: r.SLA.FinanceAlertAt, ReadyBy: r.SLA.FinanceReadyBy,
 		Options: opt, Warehouse: e.Warehouse.Path, Image: e.Airflow.Image, Namespace: e.Airflow.Namespace,
 		DAG: map[string]string{}, MaxBackfill: MaxBackfillWindows,
+		RetentionHot: r.Retention.Hot.String(), RetentionArchive: r.Retention.Archive.String(),
 		Runbooks: r.Monitoring.Runbooks, Alertmanager: e.Monitoring.Alertmanager, Pushgateway: e.Monitoring.Pushgateway,
 	}
 	// A micro-batch every half of the freshness budget: a change waits at most one

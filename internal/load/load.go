@@ -136,6 +136,26 @@ func (l *Loader) LoadAll(ctx context.Context, f Filter) ([]Summary, error) {
 			manifests = append(manifests, k)
 		}
 	}
+	return l.loadManifests(ctx, manifests, known)
+}
+
+// LoadKeys loads the landed files with these data keys (a restore's list), each with
+// the guarantees of LoadAll, in key order.
+func (l *Loader) LoadKeys(ctx context.Context, dataKeys []string) ([]Summary, error) {
+	known, err := l.known(ctx, warehouse.HistoryFilter{})
+	if err != nil {
+		return nil, err
+	}
+	manifests := make([]string, len(dataKeys))
+	for i, k := range dataKeys {
+		manifests[i] = landing.ManifestKey(k)
+	}
+	return l.loadManifests(ctx, manifests, known)
+}
+
+// loadManifests loads the files of manifests whose sha is not the one known for their
+// key, per shard, going on past a failing file.
+func (l *Loader) loadManifests(ctx context.Context, manifests []string, known map[string]string) ([]Summary, error) {
 	sort.Strings(manifests)
 	byShard := map[string]*Summary{}
 	var errs []error

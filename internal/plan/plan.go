@@ -380,6 +380,7 @@ func (p *Plan) settings(base, cur *registry.Registry) {
 			base.SLA.CDCFreshness.Duration, base.SLA.FinanceReadyBy, base.SLA.FinanceAlertAt,
 			cur.SLA.CDCFreshness.Duration, cur.SLA.FinanceReadyBy, cur.SLA.FinanceAlertAt)
 	}
+	p.retention(base.Retention, cur.Retention)
 	if base.Tokenizer != cur.Tokenizer {
 		p.change("tokenizer: key %s → %s", base.Tokenizer.KeyID, cur.Tokenizer.KeyID)
 		if base.Tokenizer.KeyID != cur.Tokenizer.KeyID {
@@ -444,6 +445,48 @@ func pairs(r *registry.Registry) map[string]bool {
 		}
 	}
 	return out
+}
+
+// retention reports a changed retention section, and warns where a change removes
+// data sooner: a shorter hot period purges raw rows at the next purge, a shorter archive
+// period expires landed files at S3's next lifecycle run; neither comes back.
+func (p *Plan) retention(base, cur registry.Retention) {
+	tables := map[string]bool{}
+	for n := range base.Tables {
+		tables[n] = true
+	}
+	for n := range cur.Tables {
+		tables[n] = true
+	}
+	names := []string{""}
+	for n := range tables {
+		names = append(names, n)
+	}
+	sort.Strings(names[1:])
+	for _, n := range names {
+		bh, ba := base.TablePeriods(n)
+		ch, ca := cur.TablePeriods(n)
+		path, what := "retention", "retention"
+		if n != "" {
+			path, what = "retention.tables."+n, "retention of "+n
+		}
+		if bh != ch || ba != ca {
+			p.change("%s: hot %s, archive %s → hot %s, archive %s", what, bh, ba, ch, ca)
+		}
+		own := func(f func(registry.TableRetention) registry.Period) bool { // the table's own value, not the default's
+			return n == "" || !f(base.Tables[n]).IsZero() || !f(cur.Tables[n]).IsZero()
+		}
+		if ch.MaxDays() < bh.MaxDays() && own(func(t registry.TableRetention) registry.Period { return t.Hot }) {
+			p.find(Warning, path+".hot", "the hot period shortens from %s to %s: the next purge removes the raw rows (all but each key's latest version) of files between the two; a restore brings them back into a schema of its own", bh, ch)
+		}
+		if ca.MaxDays() < ba.MaxDays() && own(func(t registry.TableRetention) registry.Period { return t.Archive }) {
+			p.find(Warning, path+".archive", "the archive period shortens from %s to %s: once applied (shardctl retention apply), S3 expires landed files older than %d days for good", ba, ca, ca.MaxDays())
+		}
+	}
+	if base.ArchiveClass != cur.ArchiveClass || base.NoncurrentDays != cur.NoncurrentDays || base.AbortMultipartDays != cur.AbortMultipartDays || base.FinancePeriod() != cur.FinancePeriod() {
+		p.change("retention: archive class %s, old versions %dd, incomplete uploads %dd, finance %s → %s, %dd, %dd, %s",
+			base.ArchiveClass, base.NoncurrentDays, base.AbortMultipartDays, base.FinancePeriod(), cur.ArchiveClass, cur.NoncurrentDays, cur.AbortMultipartDays, cur.FinancePeriod())
+	}
 }
 
 // Summary is the one line of a plan's size.

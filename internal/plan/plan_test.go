@@ -190,6 +190,14 @@ func TestCompare(t *testing.T) {
 			edit:     func(s string) string { return replace(t, s, "key_id: k1", "key_id: k2") },
 			findings: []string{"warning: tokenizer.key_id"},
 		},
+		{
+			name: "retention shortened",
+			edit: func(s string) string {
+				return replace(t, s, "  hot: 13mo\n", "  hot: 6mo\n  tables: {payments: {archive: 5y}}\n")
+			},
+			changes:  []string{"retention: hot 13mo, archive 7y → hot 6mo, archive 7y", "retention of payments: hot 13mo, archive 7y → hot 6mo, archive 5y"},
+			findings: []string{"warning: retention.hot", "warning: retention.tables.payments.archive"},
+		},
 	}
 	b := check(t, base)
 	for _, tc := range cases {

@@ -134,6 +134,7 @@ var customScalar = map[reflect.Type]bool{
 	reflect.TypeOf(Range{}):     true,
 	reflect.TypeOf(Duration{}):  true,
 	reflect.TypeOf(ClockTime{}): true,
+	reflect.TypeOf(Period{}):    true,
 }
 
 // checkKeys walks the YAML tree beside the Go type and reports keys the type does not have.

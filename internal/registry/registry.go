@@ -26,6 +26,7 @@ type Registry struct {
 	SLA          SLA                     `yaml:"sla"`
 	Monitoring   Monitoring              `yaml:"monitoring"`
 	Tokenizer    Tokenizer               `yaml:"tokenizer"`
+	Retention    Retention               `yaml:"retention"`
 	Environments map[string]*Environment `yaml:"environments"`
 
 	// derived by Validate

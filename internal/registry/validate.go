@@ -34,6 +34,7 @@ func Default() *Registry {
 			SlotRetainedWAL: 50 << 30,
 			BatchLate:       Duration{2 * time.Hour},
 		},
+		Retention: DefaultRetention(),
 	}
 }
 
@@ -81,6 +82,7 @@ func (r *Registry) Validate() error {
 	r.validateMoves(n, &errs)
 	r.validateTables(&errs)
 	r.validateSettings(&errs)
+	r.validateRetention(&errs)
 	if partitionOK && len(errs) == 0 {
 		r.owners = buildOwnership(r, current, &errs)
 		r.validateStates(&errs)

@@ -22,7 +22,7 @@ func init() {
 	register(Command{
 		Name:    "finance",
 		Summary: "verify, replay and list pinned finance runs (dbt)",
-		Usage:   "verify [--run RUN] | replay --run RUN [--as NEW] | runs   [--dbt BIN] [--project DIR]",
+		Usage:   "verify [--run RUN] | replay --run RUN [--as NEW] | runs   [--restore SCHEMA] [--dbt BIN] [--project DIR]",
 		Help: `Finance runs are pinned (docs/decisions/0012): each records, per shard and table, the
 raw._load_history high-water mark it read up to (files, rows, checksum), the registry
 epoch and the code version, and computes its numbers only from rows within those marks.
@@ -37,6 +37,11 @@ epoch and the code version, and computes its numbers only from rows within those
                        then verify the new run and compare its numbers with RUN's (exit 3
                        when they differ). Use it after a shard split or a code change.
   runs                 list the recorded runs.
+
+--restore SCHEMA reads the run's inputs from a restore schema instead of raw (verify,
+replay): a run whose inputs were purged past the hot period, restored first with
+'shardctl retention restore --run RUN --schema SCHEMA' (docs/retention.md). The staging
+views are built in SCHEMA, over it; raw and its views are not touched.
 
 It runs the dbt project (--project, default ./dbt) with the dbt executable given by
 --dbt (default $SHARDFLOW_DBT_BIN, else dbt on PATH) against the environment's
@@ -66,6 +71,7 @@ func runFinance(ctx context.Context, env Env, args []string) error {
 	bin := fs.String("dbt", env.Vars["SHARDFLOW_DBT_BIN"], "dbt executable (default: dbt on PATH)")
 	project := fs.String("project", "dbt", "dbt project directory")
 	verbose := fs.Bool("verbose", false, "copy dbt's output to stderr")
+	restore := fs.String("restore", "", "verify, replay: read the inputs from this restore schema instead of raw")
 	if err := command.Parse(fs, args[1:]); err != nil {
 		return err
 	}
@@ -81,6 +87,18 @@ func runFinance(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer cleanup()
+	if *restore != "" {
+		if sub == "runs" {
+			return exitcode.Errorf(exitcode.Usage, "finance runs: --restore is for verify and replay")
+		}
+		if !restoreSchema.MatchString(*restore) || *restore == "raw" {
+			return exitcode.Errorf(exitcode.Usage, "finance %s: --restore %q is not a restore schema (lowercase letters, digits and _; not raw)", sub, *restore)
+		}
+		d.rawSchema = *restore
+		if _, err := d.run(ctx, "run", "--select", "path:models/staging", "--vars", d.vars("")); err != nil {
+			return fmt.Errorf("finance %s: build the staging views over %s: %w", sub, *restore, err)
+		}
+	}
 	switch sub {
 	case "verify":
 		line, err := d.verify(ctx, *run)
@@ -110,6 +128,7 @@ func runFinance(ctx context.Context, env Env, args []string) error {
 // dbt runs the project's dbt against one warehouse.
 type dbt struct {
 	bin, project string
+	rawSchema    string // the sources' schema when not raw: a restore (--restore)
 	work         string // target and log path of this invocation
 	env          []string
 	stderr       io.Writer // dbt's output, when verbose
@@ -200,9 +219,24 @@ var (
 	ansi       = regexp.MustCompile(`\x1b\[[0-9;]*m`)
 )
 
+// restoreSchema is what --restore accepts: a plain schema name.
+var restoreSchema = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// vars is the --vars mapping of an invocation: the given entries ("k: v, ..." or "")
+// and raw_schema when reading a restore.
+func (d *dbt) vars(entries string) string {
+	if d.rawSchema != "" {
+		if entries != "" {
+			entries += ", "
+		}
+		entries += fmt.Sprintf("raw_schema: '%s'", quote(d.rawSchema))
+	}
+	return "{" + entries + "}"
+}
+
 // verify verifies run (the latest when empty) and returns dbt's verdict line.
 func (d *dbt) verify(ctx context.Context, run string) (string, error) {
-	args := []string{"run-operation", "verify_finance_run"}
+	args := []string{"run-operation", "verify_finance_run", "--vars", d.vars("")}
 	if run != "" {
 		args = append(args, "--args", fmt.Sprintf("{run_id: '%s'}", quote(run)))
 	}
@@ -232,7 +266,7 @@ func (d *dbt) replay(ctx context.Context, w io.Writer, run, as string) error {
 		n := strings.TrimSpace(lastCell(showTable(out)))
 		as = fmt.Sprintf("%s-replay-%s", run, n)
 	}
-	vars := fmt.Sprintf("{finance_replay_of: '%s', finance_run_id: '%s', code_version: '%s'}", quote(run), quote(as), quote(buildinfo.CodeVersion()))
+	vars := d.vars(fmt.Sprintf("finance_replay_of: '%s', finance_run_id: '%s', code_version: '%s'", quote(run), quote(as), quote(buildinfo.CodeVersion())))
 	if _, err := d.run(ctx, "build", "--select", "dim_finance_runs", "fct_finance_run_inputs", "fct_finance_daily_versions", "fct_finance_daily", "--vars", vars); err != nil {
 		return fmt.Errorf("finance replay %s: %w", run, err)
 	}

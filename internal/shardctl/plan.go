@@ -17,6 +17,7 @@ import (
 	"github.com/shopsphere/shardflow/internal/genfile"
 	"github.com/shopsphere/shardflow/internal/plan"
 	"github.com/shopsphere/shardflow/internal/registry"
+	"github.com/shopsphere/shardflow/internal/retention"
 	"github.com/shopsphere/shardflow/internal/seed"
 )
 
@@ -46,11 +47,12 @@ it the exit code is 0 for any valid registry. --root is the repository (default 
 	})
 	register(Command{
 		Name:    "generate",
-		Summary: "write every file generated from shards.yaml (seeds, DAGs, connector configs)",
+		Summary: "write every file generated from shards.yaml (seeds, DAGs, connector configs, S3 lifecycle)",
 		Usage:   "[--check] [--root DIR]",
 		Help: `Renders everything generated from shards.yaml and writes what differs: the dbt seeds
-(dbt/seeds), the Airflow DAGs of every environment (dags/<environment>/) and the
-Debezium connector configs (docker/connect/connectors, production topic prefix).
+(dbt/seeds), the Airflow DAGs of every environment (dags/<environment>/), the
+Debezium connector configs (docker/connect/connectors, production topic prefix) and
+the S3 lifecycle configuration of every s3 environment (docker/s3/lifecycle.<env>.json).
 Files a generator no longer renders are removed (a retired shard's connector).
 Commit the result with the shards.yaml edit; 'shardctl plan' shows it first.
 --check writes nothing and exits 3 naming the stale files.`,
@@ -76,7 +78,7 @@ func generated(reg *registry.Registry, root string) ([]genfile.Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render connectors: %w", err)
 	}
-	return []genfile.Set{s, d, c}, nil
+	return []genfile.Set{s, d, c, retention.Files(reg, filepath.Join(root, "docker", "s3"))}, nil
 }
 
 // connectorTopicPrefix is the topic prefix of the committed connector configs: the
@@ -114,6 +116,8 @@ func runPlan(_ context.Context, env Env, args []string) error {
 	p := plan.Compare(base, cur, time.Now())
 	fmt.Fprintf(w, "plan for %s (base: %s)\n\nregistry:\n", env.Registry, baseName)
 	p.Print(w)
+	fmt.Fprintln(w, "\nretention:")
+	describeRetention(w, cur, time.Now())
 
 	sets, err := generated(cur, *root)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"regexp"
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/landing"
@@ -84,3 +85,19 @@ func Open(ctx context.Context, cfg registry.Warehouse, env map[string]string) (*
 	}
 	return nil, exitcode.Errorf(exitcode.Usage, "warehouse kind %q is not one of duckdb, snowflake", cfg.Kind)
 }
+
+// InSchema opens a warehouse whose raw tables and load history are in schema (a
+// restore's), beside o: on DuckDB a view on o's connection (one writing process per
+// file), on Snowflake a connection of its own. The caller closes it before o.
+func (o *Opened) InSchema(ctx context.Context, cfg registry.Warehouse, env map[string]string, schema string) (*Opened, error) {
+	if !identPattern.MatchString(schema) {
+		return nil, exitcode.Errorf(exitcode.Usage, "warehouse: %q is not a schema name (lowercase letters, digits and _)", schema)
+	}
+	if w, ok := o.Warehouse.(*duckdb.Warehouse); ok {
+		return &Opened{Warehouse: w.WithSchema(schema), Dialect: o.Dialect, Raw: schema}, nil
+	}
+	cfg.Schema = schema
+	return Open(ctx, cfg, env)
+}
+
+var identPattern = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)

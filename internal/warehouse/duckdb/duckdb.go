@@ -33,7 +33,7 @@ var (
 	_ warehouse.Checker   = (*Warehouse)(nil)
 )
 
-// Schema is the schema of the raw tables.
+// Schema is the schema of the raw tables (WithSchema loads into another: a restore's).
 const Schema = "raw"
 
 // Load steps, in order, at which Failpoint is called inside the load transaction.
@@ -46,9 +46,11 @@ const (
 
 // Warehouse is a DuckDB database file.
 type Warehouse struct {
-	db   *sql.DB
-	conn *duck.Connector
-	mu   sync.Mutex
+	db     *sql.DB
+	conn   *duck.Connector
+	mu     sync.Mutex
+	schema string // of the raw tables and the load history
+	shared bool   // a WithSchema view: Close leaves the connection to its parent
 
 	// Failpoint, when set (tests only), is called at each Step* inside the load
 	// transaction; an error aborts the load there, as a crash would.
@@ -56,7 +58,7 @@ type Warehouse struct {
 }
 
 // Open opens (creating if needed) the database file at path; "" is an in-memory database.
-// Every connection runs with TimeZone UTC.
+// Every connection runs with TimeZone UTC. Its raw tables are in Schema.
 func Open(ctx context.Context, path string) (*Warehouse, error) {
 	if path != "" {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -79,7 +81,7 @@ func Open(ctx context.Context, path string) (*Warehouse, error) {
 		conn.Close()
 		return nil, fmt.Errorf("open warehouse %s: %w", path, err)
 	}
-	return &Warehouse{db: db, conn: conn}, nil
+	return &Warehouse{db: db, conn: conn, schema: Schema}, nil
 }
 
 // DB is the underlying database, for read-only queries (tests, dq).
@@ -93,8 +95,18 @@ func (w *Warehouse) FailpointSteps() []string {
 // SetFailpoint sets Failpoint (tests).
 func (w *Warehouse) SetFailpoint(f func(step string) error) { w.Failpoint = f }
 
+// WithSchema is a warehouse on the same connection whose raw tables and load history are
+// in schema (a restore's); closing it leaves w open. A DuckDB file has one writing
+// process, so a restore loads through its raw warehouse's connection.
+func (w *Warehouse) WithSchema(schema string) *Warehouse {
+	return &Warehouse{db: w.db, conn: w.conn, schema: schema, shared: true, Failpoint: w.Failpoint}
+}
+
 // Close closes the database.
 func (w *Warehouse) Close() error {
+	if w.shared {
+		return nil
+	}
 	err := w.db.Close()
 	if cerr := w.conn.Close(); err == nil {
 		err = cerr
@@ -114,8 +126,8 @@ var colType = map[string]string{
 	"boolean": "BOOLEAN", "timestamptz": "TIMESTAMPTZ", "date": "DATE",
 }
 
-// CreateTableSQL is the DDL of raw.<t>.
-func CreateTableSQL(t registry.Table) (string, error) {
+// CreateTableSQL is the DDL of <schema>.<t>.
+func CreateTableSQL(schema string, t registry.Table) (string, error) {
 	var cols []string
 	for _, c := range warehouse.Columns(t) {
 		typ, ok := colType[c.Type]
@@ -124,10 +136,10 @@ func CreateTableSQL(t registry.Table) (string, error) {
 		}
 		cols = append(cols, "  "+c.Name+" "+typ)
 	}
-	return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s (\n%s\n)", Schema, t.Name, strings.Join(cols, ",\n")), nil
+	return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s (\n%s\n)", schema, t.Name, strings.Join(cols, ",\n")), nil
 }
 
-const historyDDL = `CREATE TABLE IF NOT EXISTS ` + Schema + `.` + warehouse.HistoryTable + ` (
+const historyDDL = `CREATE TABLE IF NOT EXISTS %s.` + warehouse.HistoryTable + ` (
   file_key VARCHAR PRIMARY KEY,
   table_name VARCHAR NOT NULL,
   shard VARCHAR NOT NULL,
@@ -142,9 +154,9 @@ const historyDDL = `CREATE TABLE IF NOT EXISTS ` + Schema + `.` + warehouse.Hist
 func (w *Warehouse) Ensure(ctx context.Context, tables []registry.Table) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	stmts := []string{"CREATE SCHEMA IF NOT EXISTS " + Schema, historyDDL}
+	stmts := []string{"CREATE SCHEMA IF NOT EXISTS " + w.schema, fmt.Sprintf(historyDDL, w.schema)}
 	for _, t := range tables {
-		ddl, err := CreateTableSQL(t)
+		ddl, err := CreateTableSQL(w.schema, t)
 		if err != nil {
 			return err
 		}
@@ -173,7 +185,7 @@ func (w *Warehouse) Ensure(ctx context.Context, tables []registry.Table) error {
 // warehouse.Columns(t) it lacks: a column declared in shards.yaml after the table was
 // created (docs/runbooks/schema-change.md). Rows loaded before have NULL in it.
 func (w *Warehouse) addColumnsSQL(ctx context.Context, t registry.Table) ([]string, error) {
-	rows, err := w.db.QueryContext(ctx, "SELECT lower(column_name) FROM information_schema.columns WHERE table_schema = ? AND table_name = ?", Schema, t.Name)
+	rows, err := w.db.QueryContext(ctx, "SELECT lower(column_name) FROM information_schema.columns WHERE table_schema = ? AND table_name = ?", w.schema, t.Name)
 	if err != nil {
 		return nil, fmt.Errorf("ensure raw tables: list the columns of %s: %w", t.Name, classify(err))
 	}
@@ -192,7 +204,7 @@ func (w *Warehouse) addColumnsSQL(ctx context.Context, t registry.Table) ([]stri
 	var out []string
 	for _, c := range warehouse.Columns(t) {
 		if !have[c.Name] {
-			out = append(out, fmt.Sprintf("ALTER TABLE %s.%s ADD COLUMN IF NOT EXISTS %s %s", Schema, t.Name, c.Name, colType[c.Type]))
+			out = append(out, fmt.Sprintf("ALTER TABLE %s.%s ADD COLUMN IF NOT EXISTS %s %s", w.schema, t.Name, c.Name, colType[c.Type]))
 		}
 	}
 	return out, nil
@@ -236,7 +248,7 @@ func (w *Warehouse) LoadFile(ctx context.Context, f warehouse.File) (res warehou
 	defer tx.Rollback()
 
 	var known string
-	switch err := tx.QueryRowContext(ctx, "SELECT data_sha256 FROM "+Schema+"."+warehouse.HistoryTable+" WHERE file_key = ?", m.DataKey).Scan(&known); {
+	switch err := tx.QueryRowContext(ctx, "SELECT data_sha256 FROM "+w.schema+"."+warehouse.HistoryTable+" WHERE file_key = ?", m.DataKey).Scan(&known); {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
 		return res, fmt.Errorf("read load history: %w", classify(err))
@@ -251,7 +263,7 @@ func (w *Warehouse) LoadFile(ctx context.Context, f warehouse.File) (res warehou
 		}
 		return nil
 	}
-	table := Schema + "." + f.Table.Name
+	table := w.schema + "." + f.Table.Name
 	if _, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE "+warehouse.ColFile+" = ?", m.DataKey); err != nil {
 		return res, fmt.Errorf("delete old rows: %w", classify(err))
 	}
@@ -283,7 +295,7 @@ func (w *Warehouse) LoadFile(ctx context.Context, f warehouse.File) (res warehou
 	if err := fail(StepVerified); err != nil {
 		return res, err
 	}
-	hist := `INSERT INTO ` + Schema + `.` + warehouse.HistoryTable + ` VALUES (?, ?, ?, ?, ?, ?, ?, now())
+	hist := `INSERT INTO ` + w.schema + `.` + warehouse.HistoryTable + ` VALUES (?, ?, ?, ?, ?, ?, ?, now())
 		ON CONFLICT (file_key) DO UPDATE SET table_name = excluded.table_name, shard = excluded.shard, source = excluded.source,
 		rows = excluded.rows, checksum = excluded.checksum, data_sha256 = excluded.data_sha256, loaded_at = excluded.loaded_at`
 	if _, err := tx.ExecContext(ctx, hist, m.DataKey, m.Table, m.Shard, string(m.Source), m.Rows, m.Checksum, m.DataSHA256); err != nil {
@@ -300,7 +312,7 @@ func (w *Warehouse) LoadFile(ctx context.Context, f warehouse.File) (res warehou
 
 // History implements warehouse.Warehouse.
 func (w *Warehouse) History(ctx context.Context, f warehouse.HistoryFilter) ([]warehouse.HistoryEntry, error) {
-	q := `SELECT file_key, table_name, shard, source, rows, checksum, data_sha256, loaded_at FROM ` + Schema + `.` + warehouse.HistoryTable +
+	q := `SELECT file_key, table_name, shard, source, rows, checksum, data_sha256, loaded_at FROM ` + w.schema + `.` + warehouse.HistoryTable +
 		` WHERE (? = '' OR table_name = ?) AND (? = '' OR shard = ?) AND (? = '' OR file_key = ?)`
 	args := []any{f.Table, f.Table, f.Shard, f.Shard, f.Key, f.Key}
 	if len(f.Prefixes) > 0 {
@@ -329,7 +341,7 @@ func (w *Warehouse) checksum(ctx context.Context, t registry.Table, where string
 	cnt, sum := landing.ChecksumSQL(landing.DuckDB, t.PrimaryKey, t.Version)
 	var n int64
 	var s string
-	err := w.db.QueryRowContext(ctx, fmt.Sprintf("SELECT %s, %s FROM %s.%s WHERE %s", cnt, sum, Schema, t.Name, where), args...).Scan(&n, &s)
+	err := w.db.QueryRowContext(ctx, fmt.Sprintf("SELECT %s, %s FROM %s.%s WHERE %s", cnt, sum, w.schema, t.Name, where), args...).Scan(&n, &s)
 	return n, s, err
 }
 
@@ -345,7 +357,7 @@ func (w *Warehouse) FileChecksum(ctx context.Context, t registry.Table, key stri
 // FileLoadedAt implements warehouse.Checker.
 func (w *Warehouse) FileLoadedAt(ctx context.Context, t registry.Table, key string) (time.Time, error) {
 	var at time.Time
-	q := fmt.Sprintf("SELECT max(%s) FROM %s.%s WHERE %s = ?", warehouse.ColLoadedAt, Schema, t.Name, warehouse.ColFile)
+	q := fmt.Sprintf("SELECT max(%s) FROM %s.%s WHERE %s = ?", warehouse.ColLoadedAt, w.schema, t.Name, warehouse.ColFile)
 	if err := w.db.QueryRowContext(ctx, q, key).Scan(&at); err != nil {
 		return time.Time{}, fmt.Errorf("loaded_at of file %s: %w", key, err)
 	}
@@ -364,7 +376,7 @@ func (w *Warehouse) WindowChecksum(ctx context.Context, t registry.Table, shard 
 
 // DuplicateKeys implements warehouse.Checker.
 func (w *Warehouse) DuplicateKeys(ctx context.Context, t registry.Table, limit int) (int64, []string, error) {
-	return duplicateKeys(ctx, w.db, Schema, t, limit)
+	return duplicateKeys(ctx, w.db, w.schema, t, limit)
 }
 
 func duplicateKeys(ctx context.Context, db *sql.DB, schema string, t registry.Table, limit int) (int64, []string, error) {
@@ -378,7 +390,7 @@ func duplicateKeys(ctx context.Context, db *sql.DB, schema string, t registry.Ta
 // StringColumns implements warehouse.Checker.
 func (w *Warehouse) StringColumns(ctx context.Context) (map[string][]string, error) {
 	rows, err := w.db.QueryContext(ctx, `SELECT table_name, column_name FROM information_schema.columns
-		WHERE table_schema = ? AND data_type = 'VARCHAR' AND table_name <> ? ORDER BY table_name, ordinal_position`, Schema, warehouse.HistoryTable)
+		WHERE table_schema = ? AND data_type = 'VARCHAR' AND table_name <> ? ORDER BY table_name, ordinal_position`, w.schema, warehouse.HistoryTable)
 	if err != nil {
 		return nil, fmt.Errorf("list string columns: %w", err)
 	}

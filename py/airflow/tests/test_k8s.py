@@ -24,7 +24,7 @@ def production():
 def test_no_import_errors(prod):
     bag, _ = prod
     assert bag.import_errors == {}
-    assert len(bag.dag_ids) == 4
+    assert len(bag.dag_ids) == 5
 
 
 def test_extract_pod_spec(prod):
@@ -66,7 +66,7 @@ def test_extract_pod_spec(prod):
 
 def test_no_secret_values_in_any_pod(prod):
     bag, _ = prod
-    for kind in ("hourly", "finance_daily", "backfill", "cdc_microbatch"):
+    for kind in ("hourly", "finance_daily", "backfill", "cdc_microbatch", "retention_daily"):
         for t in tasks(bag, kind).values():
             if not hasattr(t, "build_pod_request_obj"):
                 continue
@@ -97,6 +97,16 @@ def test_dq_and_load_and_dbt_pods(prod):
     assert [f.secret_ref.name for f in spec.env_from] == [wh["k8s_secret"]]
     fin = tasks(bag, "finance_daily")["dbt_finance"]
     assert '"finance_day_from": "{{ data_interval_start | ds }}"' in fin.arguments[-1]
+
+
+def test_retention_pod(prod):
+    bag, _ = prod
+    purge = tasks(bag, "retention_daily")["retention_purge"]
+    c = purge.build_pod_request_obj(dry_run=True).spec.containers[0]
+    assert c.command == ["/usr/local/bin/shardctl"] and c.args == ["retention", "purge"]
+    # the warehouse DSN only: the bucket through the service account, no shard, no key
+    wh = production()["warehouse"]["dsn"]
+    assert {e.name for e in c.env} == {"SHARDFLOW_ENV", "SHARDFLOW_REGISTRY", wh["env"]}
 
 
 def test_tokenize_pod(prod):

@@ -20,7 +20,8 @@ def test_no_import_errors(local):
     bag, _ = local
     assert bag.import_errors == {}
     assert sorted(bag.dag_ids) == sorted(
-        f"{fleet()}__{k}" for k in ("hourly", "finance_daily", "backfill", "cdc_microbatch")
+        f"{fleet()}__{k}"
+        for k in ("hourly", "finance_daily", "backfill", "cdc_microbatch", "retention_daily")
     )
 
 
@@ -192,6 +193,16 @@ def test_cdc_microbatch(local):
     assert tasks["load_cdc"].arguments == ["--all", "--source", "cdc", "--since", "48h"]
     assert tasks["load_cdc"].upstream_task_ids == {"tokenize_cdc"}
     assert tasks["dbt_incremental"].upstream_task_ids == {"load_cdc"}
+
+
+def test_retention_daily(local):
+    bag, _ = local
+    d = dag(bag, "retention_daily")
+    assert d.max_active_runs == 1 and not d.catchup
+    (purge,) = d.tasks
+    assert purge.command == "shardctl" and purge.arguments == ["retention", "purge"]
+    # it writes the DuckDB warehouse: one writer at a time with load, dq and dbt
+    assert purge.pool == "shardflow_duckdb_writer"
 
 
 def test_finance_deadline_callback_names_the_run(local, caplog):
