@@ -195,12 +195,18 @@ func lifecycleError(err error) error {
 	return objstore.Classify(err)
 }
 
-func retentionPurge(ctx context.Context, env Env, reg *registry.Registry, e *registry.Environment, dry bool) error {
+// openStoreAndWarehouse opens the environment's object store and warehouse.
+func openStoreAndWarehouse(ctx context.Context, env Env, e *registry.Environment) (objstore.Store, *whbackend.Opened, error) {
 	st, err := objbackend.Open(ctx, e.ObjectStore, objbackend.CredentialsFromEnv(env.Vars))
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	wh, err := whbackend.Open(ctx, e.Warehouse, env.Vars)
+	return st, wh, err
+}
+
+func retentionPurge(ctx context.Context, env Env, reg *registry.Registry, e *registry.Environment, dry bool) error {
+	st, wh, err := openStoreAndWarehouse(ctx, env, e)
 	if err != nil {
 		return err
 	}
@@ -209,18 +215,18 @@ func retentionPurge(ctx context.Context, env Env, reg *registry.Registry, e *reg
 		Now: time.Now(), Log: slog.New(slog.NewTextHandler(env.Stderr, nil))}
 	sum, cands, err := p.Run(ctx, dry)
 	w := env.Stdout
-	verb := "purged"
+	verb, n := "purged", sum.Purged
 	if dry {
-		verb = "would purge"
+		verb, n = "would purge", len(cands)
 		for _, c := range cands {
 			fmt.Fprintf(w, "  %s (%s, %s): %d rows, newest %s, hot from %s\n", c.FileKey, c.Table, c.Shard, c.Rows,
 				c.Newest.UTC().Format(time.RFC3339), c.Cutoff.UTC().Format(time.RFC3339))
 		}
 	}
 	fmt.Fprintf(w, "retention purge: %d file(s) past the hot period to purge, %d verified in the archive; %s %d (%d rows deleted, %d latest versions kept); %d purged before\n",
-		sum.Candidates, sum.Verified, verb, sum.Purged, sum.Deleted, sum.Kept, sum.Already)
+		sum.Candidates, sum.Verified, verb, n, sum.Deleted, sum.Kept, sum.Already)
 	if dry && err == nil {
-		fmt.Fprintf(w, "dry run: nothing deleted; %d file(s) would be purged\n", len(cands))
+		fmt.Fprintln(w, "dry run: nothing deleted")
 	}
 	if errors.Is(err, retention.ErrArchive) {
 		return exitcode.Wrap(exitcode.CheckFail, err)
@@ -229,11 +235,7 @@ func retentionPurge(ctx context.Context, env Env, reg *registry.Registry, e *reg
 }
 
 func retentionRestore(ctx context.Context, env Env, reg *registry.Registry, e *registry.Environment, sel retention.Selection, schema string) error {
-	st, err := objbackend.Open(ctx, e.ObjectStore, objbackend.CredentialsFromEnv(env.Vars))
-	if err != nil {
-		return err
-	}
-	wh, err := whbackend.Open(ctx, e.Warehouse, env.Vars)
+	st, wh, err := openStoreAndWarehouse(ctx, env, e)
 	if err != nil {
 		return err
 	}
