@@ -47,6 +47,10 @@ var (
 	cvvClass = regexp.MustCompile(`(?i)(cvv|cvc|cvn|cid|cav2|security_code)`)
 )
 
+// IsIdentifier reports whether s is a plain lower-case SQL identifier (a table, column or
+// schema name shards.yaml and the commands accept).
+func IsIdentifier(s string) bool { return identPattern.MatchString(s) }
+
 // ColumnTypes are the source column types a table may declare, and how they land.
 var ColumnTypes = map[string]bool{
 	"uuid": true, "text": true, "bigint": true, "integer": true,

@@ -2,6 +2,7 @@ package retention
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -25,9 +26,14 @@ type Restorer struct {
 	// RunInputs is the relation of the finance run inputs (fct_finance_run_inputs).
 	RunInputs string
 	// Target loads into the restore schema, TargetSchema as SQL names it.
-	Target       warehouse.Warehouse
-	TargetDB     Warehouse
+	Target       Target
 	TargetSchema string
+}
+
+// Target is the restore schema's warehouse: the load path, and SQL for the stamps.
+type Target interface {
+	warehouse.Warehouse
+	DB() *sql.DB
 }
 
 // Selection is what to restore: the input files of a finance run (every file loaded up
@@ -109,7 +115,7 @@ func (r *Restorer) Restore(ctx context.Context, files []warehouse.HistoryEntry) 
 	if err != nil {
 		return sum, fmt.Errorf("restore into %s: %w", r.TargetSchema, err)
 	}
-	db := r.TargetDB.DB()
+	db := r.Target.DB()
 	for _, f := range files {
 		at := f.LoadedAt.UTC()
 		if _, err := db.ExecContext(ctx, fmt.Sprintf("UPDATE %s.%s SET %s = ? WHERE %s = ?", r.TargetSchema, f.Table, warehouse.ColLoadedAt, warehouse.ColFile), at, f.FileKey); err != nil {

@@ -91,7 +91,7 @@ func runFinance(ctx context.Context, env Env, args []string) error {
 		if sub == "runs" {
 			return exitcode.Errorf(exitcode.Usage, "finance runs: --restore is for verify and replay")
 		}
-		if !restoreSchema.MatchString(*restore) || *restore == "raw" {
+		if !registry.IsIdentifier(*restore) || *restore == "raw" {
 			return exitcode.Errorf(exitcode.Usage, "finance %s: --restore %q is not a restore schema (lowercase letters, digits and _; not raw)", sub, *restore)
 		}
 		d.rawSchema = *restore
@@ -218,9 +218,6 @@ var (
 	verifyLine = regexp.MustCompile(`verify finance run \S+ .*`)
 	ansi       = regexp.MustCompile(`\x1b\[[0-9;]*m`)
 )
-
-// restoreSchema is what --restore accepts: a plain schema name.
-var restoreSchema = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 // vars is the --vars mapping of an invocation: the given entries ("k: v, ..." or "")
 // and raw_schema when reading a restore.

@@ -246,7 +246,7 @@ func retentionRestore(ctx context.Context, env Env, reg *registry.Registry, e *r
 	}
 	defer target.Close()
 	r := &retention.Restorer{Registry: reg, Store: st, Source: wh, Raw: wh.Raw, RunInputs: wh.Qualify("finance.fct_finance_run_inputs"),
-		Target: target, TargetDB: target, TargetSchema: target.Raw}
+		Target: target, TargetSchema: target.Raw}
 	files, err := r.Files(ctx, sel)
 	if err != nil {
 		return err

@@ -8,7 +8,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"regexp"
 
 	"github.com/shopsphere/shardflow/internal/exitcode"
 	"github.com/shopsphere/shardflow/internal/landing"
@@ -90,7 +89,7 @@ func Open(ctx context.Context, cfg registry.Warehouse, env map[string]string) (*
 // restore's), beside o: on DuckDB a view on o's connection (one writing process per
 // file), on Snowflake a connection of its own. The caller closes it before o.
 func (o *Opened) InSchema(ctx context.Context, cfg registry.Warehouse, env map[string]string, schema string) (*Opened, error) {
-	if !identPattern.MatchString(schema) {
+	if !registry.IsIdentifier(schema) {
 		return nil, exitcode.Errorf(exitcode.Usage, "warehouse: %q is not a schema name (lowercase letters, digits and _)", schema)
 	}
 	if w, ok := o.Warehouse.(*duckdb.Warehouse); ok {
@@ -99,5 +98,3 @@ func (o *Opened) InSchema(ctx context.Context, cfg registry.Warehouse, env map[s
 	cfg.Schema = schema
 	return Open(ctx, cfg, env)
 }
-
-var identPattern = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
