@@ -61,6 +61,11 @@ type Config struct {
 	// other writers of the same fleet to share what it learns from fences.
 	Router *routing.Router
 	Logger *slog.Logger
+	// Observe, when set, is called after every committed transaction with its
+	// operation kind ("new_order", "status_update", "refund", "soft_delete") and its
+	// latency, BEGIN to COMMIT acknowledged (the write latency the application sees).
+	// It is called from the writers' goroutines, concurrently.
+	Observe func(op string, took time.Duration)
 }
 
 // Validate reports a config that cannot run.
@@ -259,7 +264,7 @@ func Run(ctx context.Context, cfg Config) (*Stats, error) {
 			q := make(chan op, 64)
 			sw.queues = append(sw.queues, q)
 			w := &writer{shard: s.ID, conn: conn, router: router, stats: newStats(), log: log,
-				reroute: reroute, done: func() { pending.Add(-1) }}
+				reroute: reroute, done: func() { pending.Add(-1) }, observe: cfg.Observe}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

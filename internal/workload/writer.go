@@ -24,6 +24,8 @@ type writer struct {
 	reroute func(op)
 	// done marks an operation finished (applied or given up).
 	done func()
+	// observe, when set, receives each committed transaction's latency (Config.Observe).
+	observe func(op string, took time.Duration)
 }
 
 // stmt is one statement of an operation and the table whose rows it counts.
@@ -94,6 +96,7 @@ func (w *writer) applyFenced(ctx context.Context, o op) error {
 
 func (w *writer) apply(ctx context.Context, o op) error {
 	stmts := statements(o)
+	began := time.Now()
 	tx, err := w.conn.Begin(ctx)
 	if err != nil {
 		return w.fail(o, err)
@@ -118,6 +121,9 @@ func (w *writer) apply(ctx context.Context, o op) error {
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return w.fail(o, err)
+	}
+	if w.observe != nil {
+		w.observe(o.kind.String(), time.Since(began))
 	}
 	if o.kind != opNewOrder && affected[0] == 0 {
 		w.stats.Missed++
