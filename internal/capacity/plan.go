@@ -344,7 +344,9 @@ func (c *computer) build(p *Plan, fleets []*fleetAt) error {
 		}},
 		{"Airflow (KubernetesPodOperator)", []row{
 			{"hourly DAG tasks", "shards × tables × tasks per table + fleet-wide tasks", []string{"tables", "hourly_tasks_per_table", "hourly_fleet_tasks"},
-				func(_ *fleetAt, n float64) string { return num(n*tables*v("hourly_tasks_per_table") + v("hourly_fleet_tasks")) }},
+				func(_ *fleetAt, n float64) string {
+					return num(n*tables*v("hourly_tasks_per_table") + v("hourly_fleet_tasks"))
+				}},
 			{"pods per hour", "hourly DAG pods × runs per hour + CDC micro-batch pods × runs per hour", []string{"tables", "hourly_tasks_per_table", "hourly_fleet_pods", "extract_window", "cdc_pods_per_run", "cdc_every"},
 				func(_ *fleetAt, n float64) string {
 					hourly := (n*tables*v("hourly_tasks_per_table") + v("hourly_fleet_pods")) * 3600 / v("extract_window")
