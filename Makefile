@@ -25,7 +25,7 @@ include $(sort $(wildcard test/harness/*.mk))
 #   integration  Go packages whose tests start real services (PostgreSQL, Kafka + Connect,
 #                versitygw, fakesnow); test/harness/go-packages.sh splits ./... in two
 #   e2e          the pipeline end to end: the batch demo, dbt on its fixture, CDC, Airflow
-TEST_LINT        := lint lint-dags lint-seeds lint-monitoring
+TEST_LINT        := lint lint-dags lint-seeds lint-monitoring lint-design-doc
 TEST_UNIT        := test-go-unit test-java test-monitoring-rules test-dags
 TEST_INTEGRATION := test-go-integration
 TEST_E2E         := test-demo test-dbt test-cdc test-airflow-e2e
@@ -53,7 +53,8 @@ stage-%: # the banner that starts a stage of make test in the log
 demo: deps build ## run the pipeline on a local fleet (SHARDS=4 by default) and print what it did
 	SHARDS=$(SHARDS) bash test/demo.sh
 
-bench: deps build $(BENCH_TARGETS) ## measure throughput beside reference figures taken in the same run
+bench: deps build $(BENCH_TARGETS) ## measure throughput beside reference figures taken in the same run, then rewrite docs/design.md's capacity block from them
+	@$(MAKE) --no-print-directory design-doc
 
 lint: deps-go ## go vet (the e2e build tags too) and gofmt
 	go vet -tags "cdce2e airflowe2e" ./...
