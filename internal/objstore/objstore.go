@@ -29,6 +29,13 @@ import (
 // List returns every key that starts with prefix (a plain string prefix, "" for all),
 // sorted bytewise, with no in-flight Put among them. It pages through any number of keys.
 //
+// Create stores r under key only if no object is there: of any number of concurrent
+// Creates of one key (from any process), exactly one succeeds; the others, and a Create
+// of a key that holds an object, return an error wrapping ErrExists and change nothing.
+// It is atomic like Put. It is the store's one compare-and-set: what two writers must
+// agree on (a CDC file's offset range, docs/cdc.md) is decided by who created it first.
+// Create reads r whole into memory: it is for small objects.
+//
 // Delete removes key. It is idempotent: deleting an absent key succeeds.
 //
 // Every method may be called concurrently. Errors name the operation and the key.
@@ -36,6 +43,7 @@ type Store interface {
 	Put(ctx context.Context, key string, r io.Reader) error
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 	List(ctx context.Context, prefix string) ([]string, error)
+	Create(ctx context.Context, key string, r io.Reader) error
 	Delete(ctx context.Context, key string) error
 }
 
@@ -49,6 +57,8 @@ var (
 	// does not exist. Backends wrap such errors with it; every other error of a store
 	// (unreachable, throttled, 5xx, timed out) may succeed when retried.
 	ErrDenied = errors.New("object store refused the request")
+	// ErrExists marks a Create of a key that already holds an object.
+	ErrExists = errors.New("object already exists")
 )
 
 // Classify gives a store error its exit code (docs/contracts.md §8): permanent for

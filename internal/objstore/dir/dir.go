@@ -58,7 +58,30 @@ func (d Store) Put(ctx context.Context, key string, r io.Reader) error {
 	return nil
 }
 
+// Create stores r under key unless an object is there (see objstore.Store): the
+// temporary file is hard-linked to the key's path, which fails when the path exists.
+func (d Store) Create(ctx context.Context, key string, r io.Reader) error {
+	p, err := d.path(key)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	err = d.write(ctx, p, r, func(tmp string) error { return os.Link(tmp, p) })
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create %s: %w", key, objstore.ErrExists)
+	}
+	if err != nil {
+		return wrap("create", key, err)
+	}
+	return nil
+}
+
 func (d Store) put(ctx context.Context, p string, r io.Reader) error {
+	return d.write(ctx, p, r, func(tmp string) error { return os.Rename(tmp, p) })
+}
+
+// write writes r to a synced temporary file beside p, moves it into place with place
+// and syncs the directory.
+func (d Store) write(ctx context.Context, p string, r io.Reader, place func(tmp string) error) error {
 	dir := filepath.Dir(p)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -67,7 +90,7 @@ func (d Store) put(ctx context.Context, p string, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name()) // a no-op once renamed
+	defer os.Remove(f.Name()) // a no-op once renamed; drops the temporary name of a link
 	if _, err := io.Copy(f, ctxReader{ctx, r}); err != nil {
 		f.Close()
 		return err
@@ -82,7 +105,7 @@ func (d Store) put(ctx context.Context, p string, r io.Reader) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := os.Rename(f.Name(), p); err != nil {
+	if err := place(f.Name()); err != nil {
 		return err
 	}
 	return syncDir(dir)

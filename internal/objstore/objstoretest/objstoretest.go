@@ -186,6 +186,65 @@ func Run(t *testing.T, newStore func(t *testing.T) objstore.Store) {
 		}
 	})
 
+	t.Run("CreateOnce", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.Create(ctx, key, strings.NewReader("first")); err != nil {
+			t.Fatalf("Create of an absent key: %v", err)
+		}
+		if err := s.Create(ctx, key, strings.NewReader("second")); !errors.Is(err, objstore.ErrExists) {
+			t.Fatalf("Create of an existing key = %v, want ErrExists", err)
+		}
+		if got := get(t, s, key); got != "first" {
+			t.Fatalf("after a refused Create: %q, want the first object", got)
+		}
+		if err := s.Create(ctx, "a/../b", strings.NewReader("x")); !errors.Is(err, objstore.ErrInvalidKey) {
+			t.Fatalf("Create of an invalid key = %v, want ErrInvalidKey", err)
+		}
+		if err := s.Delete(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Create(ctx, key, strings.NewReader("after delete")); err != nil {
+			t.Fatalf("Create after Delete: %v", err)
+		}
+		if keys := list(t, s, ""); !slices.Equal(keys, []string{key}) {
+			t.Fatalf("List after Creates = %v, want only %s", keys, key)
+		}
+	})
+
+	t.Run("ConcurrentCreates", func(t *testing.T) {
+		// the store's compare-and-set: of writers racing to create one key, exactly one
+		// wins, and the object is the winner's
+		s := newStore(t)
+		const n = 8
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = s.Create(ctx, key, strings.NewReader(strings.Repeat(fmt.Sprint(i), 100)))
+			}()
+		}
+		wg.Wait()
+		winner := -1
+		for i, err := range errs {
+			switch {
+			case err == nil && winner >= 0:
+				t.Fatalf("Creates %d and %d both succeeded", winner, i)
+			case err == nil:
+				winner = i
+			case !errors.Is(err, objstore.ErrExists):
+				t.Fatalf("Create %d: %v, want success or ErrExists", i, err)
+			}
+		}
+		if winner < 0 {
+			t.Fatal("no Create succeeded")
+		}
+		if got := get(t, s, key); got != strings.Repeat(fmt.Sprint(winner), 100) {
+			t.Fatalf("object is not the winning Create's (%d): %.10q", winner, got)
+		}
+	})
+
 	t.Run("ConcurrentPuts", func(t *testing.T) {
 		s := newStore(t)
 		var wg sync.WaitGroup

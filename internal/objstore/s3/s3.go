@@ -4,6 +4,7 @@
 package s3
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -163,6 +164,30 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 		}
 	}
 	return wrap("put", key, err)
+}
+
+// Create stores r under key unless an object is there (see objstore.Store): a
+// PutObject with If-None-Match: * (S3 conditional writes), which S3 answers 412
+// PreconditionFailed when the key exists, or 409 ConditionalRequestConflict while
+// another conditional write of the key is in flight (retryable).
+func (s *Store) Create(ctx context.Context, key string, r io.Reader) error {
+	if err := objstore.CheckKey(key); err != nil {
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	_, err = s.client.PutObject(ctx, &awss3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(s.prefix + key),
+		Body: bytes.NewReader(body), IfNoneMatch: aws.String("*")})
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "PreconditionFailed" {
+		return fmt.Errorf("create %s: %w", key, objstore.ErrExists)
+	}
+	if err != nil {
+		return wrap("create", key, err)
+	}
+	return nil
 }
 
 // Get opens key (see objstore.Store).
