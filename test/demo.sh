@@ -12,13 +12,25 @@
 # Time is compressed: the demo's registry is shards.yaml with 1-minute windows and a
 # 5-second safety lag (production: 1h and 5m), so the windows of its traffic close
 # about a minute after the traffic stops. Everything else is shards.yaml's.
+#
+# DEMO_VAR (default var) is where the demo keeps its fleet, landing zone, warehouse, dbt
+# target and logs, and BASE_PORT (default 25400) where its first shard listens: `make
+# bench-scale` runs it on 64 shards in var/bench/scale/e2e on ports of its own, so it
+# leaves a `make demo` fleet and warehouse alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SHARDS=${SHARDS:-4}
 ORDERS=${ORDERS:-4000}
 SEED=${SEED:-1}
-DEMO=$ROOT/var/demo
+BASE_PORT=${BASE_PORT:-25400}
+VARD=$(realpath -m "${DEMO_VAR:-$ROOT/var}")
+DEFAULT_VAR=$(realpath -m "$ROOT/var")
+DEMO=$VARD/demo
+FLEET=$VARD/fleet
+LAKE=$VARD/lake
+WH=$VARD/warehouse.duckdb
+rel() { realpath -m --relative-to="$ROOT" "$1"; }
 export PATH="$ROOT/var/bin:$PATH"
 export SHARDFLOW_ENV=local DBT_SEND_ANONYMOUS_USAGE_STATS=false
 DEMO_START=$(date +%s)
@@ -35,6 +47,12 @@ if [ "$SHARDS" = 4 ]; then
 else
   shardctl init --from "$ROOT/shards.yaml" --shards "$SHARDS" --window 1m --safety-lag 5s --out "$SHARDFLOW_REGISTRY"
 fi
+if [ "$VARD" != "$DEFAULT_VAR" ]; then
+  # the registry's local environment lands and loads under DEMO_VAR
+  sed -i -e "s#path: var/lake#path: $LAKE#" -e "s#path: var/warehouse.duckdb#path: $WH#" "$SHARDFLOW_REGISTRY"
+  grep -q "path: $LAKE" "$SHARDFLOW_REGISTRY" && grep -q "path: $WH" "$SHARDFLOW_REGISTRY" \
+    || { echo "could not point environments.local of $SHARDFLOW_REGISTRY at $VARD"; exit 1; }
+fi
 shardctl validate
 WINDOW=60
 SHARD_IDS=$(awk '/^shards:/{f=1;next} /^[a-z]/{f=0} f && /^  - id:/{print $3}' "$SHARDFLOW_REGISTRY")
@@ -50,12 +68,12 @@ echo "tokenizer key k1 from var/secrets/tokenizer.key (made once, mode 0600)"
 
 # -----------------------------------------------------------------------------
 section "2. Local shard fleet: one PostgreSQL cluster per shard"
-shardctl fleet down --purge >/dev/null
-shardctl fleet up
+shardctl fleet down --purge --dir "$FLEET" >/dev/null
+shardctl fleet up --dir "$FLEET" --base-port "$BASE_PORT"
 # shellcheck disable=SC1091 # written by fleet up: SHARDFLOW_<ID>_{EXTRACT,REPLICATION,ADMIN}_DSN
-source "$ROOT/var/fleet/fleet.env"
-rm -rf "$ROOT/var/lake" "$ROOT/var/warehouse.duckdb" "$ROOT/var/warehouse.duckdb.wal"
-echo "landing zone var/lake and warehouse var/warehouse.duckdb emptied"
+source "$FLEET/fleet.env"
+rm -rf "$LAKE" "$WH" "$WH.wal"
+echo "landing zone $(rel "$LAKE") and warehouse $(rel "$WH") emptied"
 
 # -----------------------------------------------------------------------------
 section "3. Order traffic: $ORDERS new orders, seed $SEED, routed by bucket ownership"
@@ -67,7 +85,7 @@ LAST=$(( T1 / WINDOW * WINDOW ))         # the last window holding traffic start
 END=$(( LAST + WINDOW ))
 NWIN=$(( (END - FIRST) / WINDOW ))
 echo
-shardctl fleet status
+shardctl fleet status --dir "$FLEET"
 
 # -----------------------------------------------------------------------------
 section "4. Extract: $NWIN windows × $(echo "$TABLES" | wc -w) tables × $SHARDS shards, $(utc $FIRST) .. $(utc $END)"
@@ -87,7 +105,7 @@ extract_shard() {   # one shard's windows, in order; a window not closed yet is 
         extract-window --shard "$s" --table "$t" --window "$(utc "$w")" \
           >>"$DEMO/logs/extract-$s.out" 2>>"$DEMO/logs/extract-$s.log" || rc=$?
         if [ "$rc" = 75 ] && [ $(( tries += 1 )) -lt 5 ]; then sleep 3; continue; fi
-        [ "$rc" = 0 ] || { echo "shard $s: extract-window $t $(utc "$w") exited $rc (var/demo/logs/extract-$s.log)"; return "$rc"; }
+        [ "$rc" = 0 ] || { echo "shard $s: extract-window $t $(utc "$w") exited $rc ($(rel "$DEMO")/logs/extract-$s.log)"; return "$rc"; }
         break
       done
     done
@@ -107,7 +125,7 @@ for s in $SHARD_IDS; do
   echo "$line rows landed"
 done
 [ "$failed" = 0 ] || exit 1
-echo "landed $(find "$ROOT/var/lake" -name '*.parquet' | wc -l) Parquet files + manifests under var/lake/landing"
+echo "landed $(find "$LAKE" -name '*.parquet' | wc -l) Parquet files + manifests under $(rel "$LAKE")/landing"
 
 # -----------------------------------------------------------------------------
 section "5. Load: every landed file into DuckDB (file-level idempotent)"
@@ -122,10 +140,10 @@ dq --from "$(utc $FIRST)" --to "$(utc $END)" --cross-shard --pci-files >"$DEMO/l
 # The table: completeness per shard and table, duplicates, PCI scans, anything not
 # PASS, and the verdict.
 awk 'NR == 1 || $2 ~ /^(completeness|duplicate_keys|pci_leak)/ || ($1 != "PASS" && $1 != "dq") || /^dq run/' "$DEMO/logs/dq.out" | cut -c1-160
-echo "(every check: var/demo/logs/dq.out; they are also in the warehouse's dq.dq_results)"
-[ "$rc" = 0 ] || { echo "dq exited $rc (var/demo/logs/dq.log)"; exit "$rc"; }
+echo "(every check: $(rel "$DEMO")/logs/dq.out; they are also in the warehouse's dq.dq_results)"
+[ "$rc" = 0 ] || { echo "dq exited $rc ($(rel "$DEMO")/logs/dq.log)"; exit "$rc"; }
 # Free text (orders.note, policy redact): card numbers customers typed land as tokens.
-"$ROOT/var/venv/dbt/bin/python" - "$ROOT/var/warehouse.duckdb" <<'PY'
+"$ROOT/var/venv/dbt/bin/python" - "$WH" <<'PY'
 import sys, duckdb
 n, t = duckdb.connect(sys.argv[1], read_only=True).execute(
     "select count(*), count(*) filter (where note like '%tok\\_%' escape '\\') from raw.orders where note is not null").fetchone()
@@ -136,14 +154,15 @@ PY
 section "7. dbt build: staging → ownership filter → latest version → fact_orders, finance"
 shardctl gen-seeds --dir "$DEMO/dbt-seeds" >/dev/null
 DBT_RUN="demo-$(date -u +%Y%m%dT%H%M%SZ)"
+SEEDS_REL=$(realpath -m --relative-to="$ROOT/dbt" "$DEMO/dbt-seeds")   # dbt's seed-paths: relative to dbt/
 dbt() {
-  (cd "$ROOT/dbt" && SHARDFLOW_DUCKDB_PATH="$ROOT/var/warehouse.duckdb" SHARDFLOW_DBT_SEEDS=../var/demo/dbt-seeds \
-    "$ROOT/var/venv/dbt/bin/dbt" "$@" --profiles-dir . --target-path "$ROOT/var/dbt/target" --log-path "$DEMO/logs")
+  (cd "$ROOT/dbt" && SHARDFLOW_DUCKDB_PATH="$WH" SHARDFLOW_DBT_SEEDS="$SEEDS_REL" \
+    "$ROOT/var/venv/dbt/bin/dbt" "$@" --profiles-dir . --target-path "$VARD/dbt/target" --log-path "$DEMO/logs")
 }
 code_version=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if ! dbt build --vars "{code_version: $code_version, finance_run_id: $DBT_RUN}" >"$DEMO/logs/dbt-build.out" 2>&1; then
   grep -E "ERROR|FAIL" -A4 "$DEMO/logs/dbt-build.out" | head -40
-  echo "dbt build failed (var/demo/logs/dbt-build.out)"; exit 1
+  echo "dbt build failed ($(rel "$DEMO")/logs/dbt-build.out)"; exit 1
 fi
 grep -E "Done\. PASS=" "$DEMO/logs/dbt-build.out" | sed 's/^[0-9:]* *//'
 dbt run-operation fact_orders_summary 2>&1 | grep -E "fact_orders:" | sed 's/^[0-9:]* *//'
@@ -161,7 +180,7 @@ for s in $SHARD_IDS; do
   printf '  %-6s %8d orders  total_cents %14d\n' "$s" "$n" "$sum"
   src_n=$(( src_n + n )) src_sum=$(( src_sum + sum ))
 done
-read -r wh_n wh_sum < <("$ROOT/var/venv/dbt/bin/python" - "$ROOT/var/warehouse.duckdb" <<'PY'
+read -r wh_n wh_sum < <("$ROOT/var/venv/dbt/bin/python" - "$WH" <<'PY'
 import sys, duckdb
 n, s = duckdb.connect(sys.argv[1], read_only=True).execute(
     "select count(*), coalesce(sum(total_cents), 0) from analytics.fact_orders").fetchone()
@@ -181,9 +200,9 @@ section "9. Backfill: shard s00's windows extracted again"
 # run is in the data, docs/decisions/0019): load skips every file and the finance run
 # still verifies. Then one order of s00's first window changes on the shard (it moves
 # to a later window): that window extracted again is a real change, and verify names it.
-finance() { SHARDFLOW_DUCKDB_PATH="$ROOT/var/warehouse.duckdb" SHARDFLOW_DBT_SEEDS=../var/demo/dbt-seeds \
+finance() { SHARDFLOW_DUCKDB_PATH="$WH" SHARDFLOW_DBT_SEEDS="$SEEDS_REL" \
   SHARDFLOW_DBT_BIN="$ROOT/var/venv/dbt/bin/dbt" shardctl finance "$@" --project "$ROOT/dbt"; }
-s00_files() { find "$ROOT/var/lake/landing" -path '*/source=batch/shard=s00/*' -name '*.parquet' -exec sha256sum {} + | sort; }
+s00_files() { find "$LAKE/landing" -path '*/source=batch/shard=s00/*' -name '*.parquet' -exec sha256sum {} + | sort; }
 before=$(s00_files)
 extract_shard s00 || exit 1
 after=$(s00_files)
@@ -208,5 +227,10 @@ echo "the finance run no longer verifies, and says which input changed (publish 
 
 # -----------------------------------------------------------------------------
 section "done in $(( $(date +%s) - DEMO_START ))s"
-echo "The fleet keeps running: 'make fleet-status', 'make down'; DSNs in var/fleet/fleet.env."
-echo "Landed files: var/lake; warehouse: var/warehouse.duckdb ('make docs' documents it); logs: var/demo/logs."
+if [ "$VARD" = "$DEFAULT_VAR" ]; then
+  echo "The fleet keeps running: 'make fleet-status', 'make down'; DSNs in var/fleet/fleet.env."
+  echo "Landed files: var/lake; warehouse: var/warehouse.duckdb ('make docs' documents it); logs: var/demo/logs."
+else
+  echo "The fleet keeps running: 'shardctl fleet status --dir $(rel "$FLEET")', 'shardctl fleet down --dir $(rel "$FLEET")'."
+  echo "Landed files: $(rel "$LAKE"); warehouse: $(rel "$WH"); logs: $(rel "$DEMO")/logs."
+fi
