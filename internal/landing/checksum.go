@@ -2,9 +2,10 @@ package landing
 
 import (
 	"crypto/md5"
-	"encoding/hex"
+	"encoding/binary"
 	"fmt"
 	"math/big"
+	"math/bits"
 	"strconv"
 	"strings"
 )
@@ -13,9 +14,16 @@ import (
 // md5(key_text || '|' || row_version), where key_text is the key columns' text forms
 // joined by '|'. The same value is computed in SQL by ChecksumSQL.
 func RowHash(keyText string, rowVersion int64) uint64 {
-	sum := md5.Sum([]byte(keyText + "|" + strconv.FormatInt(rowVersion, 10)))
-	v, _ := strconv.ParseUint(hex.EncodeToString(sum[:8])[:15], 16, 64)
-	return v
+	var buf [128]byte
+	return rowHash(append(append(buf[:0], keyText...), '|'), rowVersion)
+}
+
+// rowHash is RowHash of a key text already in b with its '|' appended; b's spare
+// capacity takes the version, so a caller's scratch buffer saves the allocations.
+// The first 15 hex digits of the md5 are the top 60 bits of its first 8 bytes.
+func rowHash(b []byte, rowVersion int64) uint64 {
+	sum := md5.Sum(strconv.AppendInt(b, rowVersion, 10))
+	return binary.BigEndian.Uint64(sum[:8]) >> 4
 }
 
 // KeyText joins the text forms of a row's key columns with '|'.
@@ -40,30 +48,52 @@ func KeyValueText(v any) string {
 }
 
 // Checksum accumulates RowHash over a set of rows. The result does not depend on order,
-// and the exact sum never overflows.
+// and the exact sum never overflows: it is kept in 128 bits (2^68 rows of 60-bit hashes).
 type Checksum struct {
-	rows int64
-	sum  big.Int
-	tmp  big.Int
+	rows    int64
+	hi, lo  uint64
+	scratch []byte // addParts' key text
 }
 
 // Add adds one row.
 func (c *Checksum) Add(keyText string, rowVersion int64) {
+	c.add(RowHash(keyText, rowVersion))
+}
+
+// addParts adds the row whose key columns' text forms are parts (KeyText(parts...)).
+func (c *Checksum) addParts(parts []string, rowVersion int64) {
+	b := c.scratch[:0]
+	for _, p := range parts {
+		b = append(append(b, p...), '|')
+	}
+	c.add(rowHash(b, rowVersion))
+	c.scratch = b
+}
+
+func (c *Checksum) add(h uint64) {
+	var carry uint64
 	c.rows++
-	c.sum.Add(&c.sum, c.tmp.SetUint64(RowHash(keyText, rowVersion)))
+	c.lo, carry = bits.Add64(c.lo, h, 0)
+	c.hi += carry
 }
 
 // Merge adds another checksum's rows.
 func (c *Checksum) Merge(o *Checksum) {
+	var carry uint64
 	c.rows += o.rows
-	c.sum.Add(&c.sum, &o.sum)
+	c.lo, carry = bits.Add64(c.lo, o.lo, 0)
+	c.hi += o.hi + carry
 }
 
 // Rows is the number of rows added.
 func (c *Checksum) Rows() int64 { return c.rows }
 
 // String is the exact sum in decimal, as manifests and dq_results store it.
-func (c *Checksum) String() string { return c.sum.String() }
+func (c *Checksum) String() string {
+	var sum big.Int
+	sum.SetUint64(c.hi).Lsh(&sum, 64)
+	return sum.Add(&sum, new(big.Int).SetUint64(c.lo)).String()
+}
 
 // Dialect is a SQL engine the checksum is computed in.
 type Dialect string

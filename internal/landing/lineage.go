@@ -76,26 +76,53 @@ type Lineage struct {
 	WindowStart   time.Time // _window_start (batch files only)
 	WindowEnd     time.Time // _window_end (batch files only)
 	Change
+
+	// the last _op and _absent_columns boxed into a row, reused while they repeat
+	op, absent       string
+	opBox, absentBox any
 }
 
 // Put writes l into dst, one value per LineageColumns entry in that order. A batch
 // file has NULL _lsn and _txid, a CDC file NULL _window_start and _window_end.
 func (l *Lineage) Put(dst []any) {
+	l.putFile(dst)
+	l.putChange(dst, nil)
+}
+
+// putFile writes the fields that are the same for every row of a file.
+func (l *Lineage) putFile(dst []any) {
 	dst[0] = l.Shard
 	dst[1] = string(l.Source)
-	dst[2] = l.Op
-	dst[3] = int32(l.RegistryEpoch)
 	dst[4], dst[5] = nil, nil
 	if l.Source == Batch {
 		dst[4], dst[5] = l.WindowStart, l.WindowEnd
 	}
-	dst[6] = l.CommitTS
 	dst[7], dst[8] = nil, nil
+}
+
+// putChange writes the fields that vary by row, boxing as little as it can: _op and
+// _absent_columns reuse the previous row's boxes while they repeat, and wm (the row's
+// watermark value), when it is a time.Time equal to CommitTS, is stored as _commit_ts
+// as it is (a batch row's _commit_ts is its watermark).
+func (l *Lineage) putChange(dst []any, wm any) {
+	if l.opBox == nil || l.op != l.Op {
+		l.op, l.opBox = l.Op, l.Op
+	}
+	dst[2] = l.opBox
+	dst[3] = int32(l.RegistryEpoch)
+	if t, ok := wm.(time.Time); ok && t.Equal(l.CommitTS) {
+		dst[6] = wm
+	} else {
+		dst[6] = l.CommitTS
+	}
 	if l.Source == CDC {
 		dst[7], dst[8] = l.LSN, l.TxID
 	}
 	dst[9] = nil
 	if l.Absent != "" {
-		dst[9] = l.Absent
+		if l.absentBox == nil || l.absent != l.Absent {
+			l.absent, l.absentBox = l.Absent, l.Absent
+		}
+		dst[9] = l.absentBox
 	}
 }

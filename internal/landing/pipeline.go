@@ -102,7 +102,7 @@ type File struct {
 	own      Ownership
 	fw       FileWriter
 	lineage  Lineage
-	row      []any
+	row      []any // the row being landed; its lineage part keeps the per-file fields
 	keyParts []string
 	sum      Checksum
 	unowned  int64
@@ -122,7 +122,9 @@ func (p *Pipeline) Open(w io.Writer, lineage Lineage, own Ownership) (*File, err
 	if own == nil {
 		own = p.Ownership
 	}
-	return &File{p: p, own: own, fw: fw, lineage: lineage, row: make([]any, len(p.cols)), keyParts: make([]string, len(p.keyIdx)), epoch: -1}, nil
+	f := &File{p: p, own: own, fw: fw, lineage: lineage, row: make([]any, len(p.cols)), keyParts: make([]string, len(p.keyIdx)), epoch: -1}
+	f.lineage.putFile(f.row[len(p.landed):])
+	return f, nil
 }
 
 // Add lands one source row as the change ch, or skips it:
@@ -184,9 +186,9 @@ func (f *File) Add(src []any, ch Change) error {
 	f.epoch = max(f.epoch, epoch)
 	f.lineage.RegistryEpoch = epoch
 	f.lineage.Change = ch
-	f.lineage.Put(row[len(p.landed):])
+	f.lineage.putChange(row[len(p.landed):], row[p.wmIdx])
 	ver, _ := row[p.verIdx].(int64)
-	f.sum.Add(KeyText(f.keyParts...), ver)
+	f.sum.addParts(f.keyParts, ver)
 	if err := f.fw.Write(row); err != nil {
 		return fmt.Errorf("write row: %w", err)
 	}
