@@ -17,12 +17,22 @@ import (
 // Rows are buffered and handed to parquet-go 1024 at a time; the row buffers of a
 // flushed batch are reused and strings are referenced, not copied, until the flush
 // (parquet-go copies them into its column buffers), which is what keeps extract's rate.
+// A batch is encoded (column buffers, pages, compression, the output's writes) on a
+// goroutine of its own while the caller fills the next one: two batches alternate, and
+// the calls into parquet-go are the same, in the same order, as written one by one, so
+// the bytes are too. No goroutine outlives a batch: a writer dropped without Close
+// leaks none.
 type ParquetWriter struct {
 	w     *parquet.Writer
 	cols  []Column
-	leaf  []int // column position → leaf index in the schema (parquet-go sorts group fields)
-	buf   []parquet.Row
+	leaf  []int         // column position → leaf index in the schema (parquet-go sorts group fields)
+	buf   []parquet.Row // the batch being filled
+	spare []parquet.Row // the batch being encoded, or the last one encoded: its row buffers are reused
 	batch int
+
+	encoded  chan error // the result of the batch being encoded
+	inflight bool       // a batch is being encoded
+	err      error      // the first encoding error: every later call returns it
 }
 
 // NewParquetWriter opens a ParquetWriter over out for cols. Close writes the footer;
@@ -57,7 +67,7 @@ func NewParquetWriter(out io.Writer, cols []Column) (*ParquetWriter, error) {
 	for i, p := range schema.Columns() {
 		idx[p[0]] = i
 	}
-	wr := &ParquetWriter{w: parquet.NewWriter(out, schema), cols: cols, batch: 1024}
+	wr := &ParquetWriter{w: parquet.NewWriter(out, schema), cols: cols, batch: 1024, encoded: make(chan error, 1)}
 	for _, c := range cols {
 		wr.leaf = append(wr.leaf, idx[c.Name])
 	}
@@ -118,20 +128,42 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
+// flush hands the buffered batch to a goroutine that encodes it, after the batch before
+// it is encoded, and makes the buffer of that one the next to fill.
 func (w *ParquetWriter) flush() error {
+	if err := w.wait(); err != nil {
+		return err
+	}
 	if len(w.buf) == 0 {
 		return nil
 	}
-	if _, err := w.w.WriteRows(w.buf); err != nil {
-		return fmt.Errorf("parquet writer: write rows: %w", err)
-	}
-	w.buf = w.buf[:0]
+	batch := w.buf
+	w.buf, w.spare = w.spare[:0], batch
+	w.inflight = true
+	go func() {
+		_, err := w.w.WriteRows(batch)
+		w.encoded <- err
+	}()
 	return nil
 }
 
-// Close flushes the buffered rows and writes the footer.
+// wait waits for the batch being encoded, if any, and returns the first encoding error.
+func (w *ParquetWriter) wait() error {
+	if w.inflight {
+		w.inflight = false
+		if err := <-w.encoded; err != nil && w.err == nil {
+			w.err = fmt.Errorf("parquet writer: write rows: %w", err)
+		}
+	}
+	return w.err
+}
+
+// Close encodes the buffered rows and writes the footer.
 func (w *ParquetWriter) Close() error {
 	if err := w.flush(); err != nil {
+		return err
+	}
+	if err := w.wait(); err != nil {
 		return err
 	}
 	if err := w.w.Close(); err != nil {
