@@ -1,0 +1,21 @@
+# Fleet-size benchmarks (test/bench/scale; docs/extract.md "Parallel extraction and fleet
+# size"). Not in CI and not part of `make bench`: about 10 minutes, and up to 64 local
+# PostgreSQL clusters at once. Its own directory (var/bench/scale) and ports
+# (26100-26107 for the parallel part, 26200-26263 for the 64-shard demo): it leaves a
+# `make up` / `make demo` fleet alone. The headline figures are merged into
+# test/bench/rates.json, which `shardctl capacity` reads.
+#
+#   SCALE_FLAGS   flags for test/bench/scale, e.g. '-parts parallel -window-rows 50000'
+#                 (go run ./test/bench/scale -h lists them)
+#   SCALE_RATES   the rates file to merge into ('' writes none)
+SCALE_RATES ?= $(ROOT)/test/bench/rates.json
+
+.PHONY: bench-scale bench-scale-cdc
+bench-scale: deps-apt deps-go deps-airflow deps-dbt build ## not in CI: extraction on 1/2/4/8 shards at once beside COPY, DAG parse at 16/64 shards, the batch demo on 64 shards, CDC with 1/2 consumer replicas
+	go run ./test/bench/scale -registry $(SHARDFLOW_REGISTRY) -dir $(VAR)/bench/scale \
+	  -python $(AIRFLOW_VENV)/bin/python -rates '$(SCALE_RATES)' $(SCALE_FLAGS)
+	@$(MAKE) --no-print-directory bench-scale-cdc
+
+bench-scale-cdc: deps-cdc deps-apt deps-go build ## not in CI: the CDC path with 1 and 2 tokenize cdc replicas in one consumer group (BenchmarkCDCReplicas)
+	@grep -qs 'func BenchmarkCDCReplicas' internal/cdc/*_test.go || { echo "bench-scale-cdc: internal/cdc has no BenchmarkCDCReplicas (build tag cdce2e) yet: nothing to run" >&2; exit 1; }
+	CI=$${CI:-true} go test -count=1 -timeout 30m -tags cdce2e -run '^$$' -bench 'CDCReplicas' -benchtime 1x ./internal/cdc/
