@@ -2,11 +2,14 @@
 // (`make bench-shard-cost`). On one local shard holding a table of realistic size, the
 // OLTP traffic generator (internal/workload, the one the e2e tests use) writes at a
 // fixed rate while each transaction's latency (BEGIN to COMMIT acknowledged) is
-// recorded, in four phases of equal length:
+// recorded, in five phases of equal length:
 //
 //   - idle: the traffic alone;
 //   - extract: extract-window lands a large closed window of the same shard, back to
 //     back, for the whole phase;
+//   - extract read only: the same window's read as one COPY ... TO STDOUT, back to
+//     back: the shard's side of the extract without the extractor's own CPU (which
+//     shares these 2 cores with the shard here, and runs in a pod elsewhere in production);
 //   - cdc: a CDC catch-up: pg_recvlogical (pgoutput, the plugin Debezium uses) drains a
 //     logical slot with a backlog, a stand-in for Debezium's read cost on the shard
 //     (Kafka and Debezium are not started: their cost is on other hosts);
@@ -157,6 +160,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}{
 		{"idle", "none (traffic only)", nil},
 		{"extract", fmt.Sprintf("extract-window of closed window %s (%d rows), back to back", w, c.windowRows), b0.extractLoop},
+		{"extract read only", "the same window's read alone: COPY (SELECT <landed columns> ... ORDER BY watermark, key) TO STDOUT, back to back, no client-side tokenize/Parquet CPU", b0.copyLoop},
 		{"cdc", fmt.Sprintf("CDC catch-up: pg_recvlogical (pgoutput) draining a slot with a %d-row backlog, stand-in for Debezium's read", c.backlog), func(ctx context.Context) (string, error) { return slot.drain(ctx, admin) }},
 		{"idle again", "none (traffic only)", nil},
 	} {
@@ -168,12 +172,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		phases = append(phases, ph)
 	}
 	load1 := loadAvg()
-	idle := pool("idle (both)", phases[0], phases[3])
+	idle := pool("idle (both)", phases[0], phases[len(phases)-1])
 	report(stdout, reportHead{shard: shardID, tableRows: total, rate: c.rate, phase: c.phase, at: began, load0: load0, load1: load1}, idle, phases)
 	if c.rates == "" {
 		return nil
 	}
-	ext, cdcp := phases[1], phases[2]
+	ext, cdcp := phases[1], phases[3]
 	note := fmt.Sprintf("workload at %.0f new orders/s on one shard (%d-row orders table), write = BEGIN..COMMIT of one workload transaction; load average %s → %s (machine shared)", c.rate, total, load0, load1)
 	return capacity.UpdateRates(c.rates, capacity.Rates{
 		"oltp_write_p99_ms_idle": {Value: round2(idle.p(0.99)), Unit: "ms", Bench: "make bench-shard-cost", Note: note + "; both idle phases pooled"},
