@@ -256,12 +256,15 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 	if err != nil {
 		return nil, usageErr(fmt.Errorf("%s: %w", j, err))
 	}
-	// The source side of the self-check.
-	var srcRows int64
-	var srcSum string
-	if err := tx.QueryRow(ctx, q.Checksum, j.Window.Start, j.Window.End).Scan(&srcRows, &srcSum); err != nil {
-		return nil, classify(fmt.Errorf("%s: source checksum: %w", j, err))
+	// The source side of the self-check, in this snapshot on a second connection, while
+	// the pages are read on this one.
+	snapshot, err := exportSnapshot(ctx, tx)
+	if err != nil {
+		return nil, classify(fmt.Errorf("%s: export snapshot: %w", j, err))
 	}
+	sctx, cancelSource := context.WithCancel(ctx)
+	defer cancelSource()
+	source := e.sourceChecksum(sctx, j, q, snapshot)
 
 	dataKey := landing.BatchKey(j.Table, j.Shard, j.Window.Start, j.Window.End)
 	manKey := landing.ManifestKey(dataKey)
@@ -342,9 +345,13 @@ func (e *Extractor) Run(ctx context.Context, j Job) (*Result, error) {
 	}
 	res.Unowned = f.Unowned()
 	sum := f.Checksum()
-	if sum.Rows() != srcRows || sum.String() != srcSum {
+	src := <-source
+	if src.err != nil {
+		return abort(src.err)
+	}
+	if sum.Rows() != src.rows || sum.String() != src.sum {
 		return abort(dataErr(fmt.Errorf("%s: %w: streamed %d rows checksum %s, the snapshot's ownership-filtered SQL says %d rows checksum %s; no manifest written",
-			j, ErrChecksumMismatch, sum.Rows(), sum.String(), srcRows, srcSum)))
+			j, ErrChecksumMismatch, sum.Rows(), sum.String(), src.rows, src.sum)))
 	}
 	if err := pw.Close(); err != nil {
 		return nil, err
