@@ -3,5 +3,5 @@
 BENCH_TARGETS += bench-batch
 
 .PHONY: bench-batch
-bench-batch: deps-apt deps-go ## extract rows/s beside COPY ... TO STDOUT on one shard and window, table 1x → 10x
-	go run ./test/bench/batch -registry $(SHARDFLOW_REGISTRY) -dir $(VAR)/bench/batch
+bench-batch: deps-apt deps-go ## extract rows/s beside COPY ... TO STDOUT on one shard and window, table 1x → 10x (ratios); records extract_rows_per_s(_10x) in test/bench/rates.json
+	go run ./test/bench/batch -registry $(SHARDFLOW_REGISTRY) -dir $(VAR)/bench/batch -rates $(ROOT)/test/bench/rates.json

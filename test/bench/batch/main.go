@@ -7,8 +7,11 @@
 //     tokenization, Parquet into the directory store, manifest; rows/s;
 //
 // first with the table at 1x (the window's rows plus as many outside it), then at 10x
-// (nine times more rows outside the window), and prints both side by side. The window's
-// cost should follow the window, not the table (invariant 1).
+// (nine times more rows outside the window), and prints both side by side with the
+// ratio extract ÷ COPY at each size and extract's 10x time ÷ its 1x time. The window's
+// cost should follow the window, not the table (invariant 1). It records both rates,
+// each with its COPY reference, in the rates file (-rates) that `shardctl capacity`
+// reads.
 package main
 
 import (
@@ -17,15 +20,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/shopsphere/shardflow/internal/capacity"
 	"github.com/shopsphere/shardflow/internal/extract"
 	"github.com/shopsphere/shardflow/internal/extract/extracttest"
 	"github.com/shopsphere/shardflow/internal/fleet"
@@ -49,6 +56,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	windowRows := fs.Int("window-rows", 200_000, "rows inside the measured window")
 	growth := fs.Int("growth", 10, "the second table size, as a multiple of the first")
 	runs := fs.Int("runs", 3, "measurements per figure (the best is reported)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the 1x measurement (extract-window runs; COPY's client side is idle) to this file")
+	ratesPath := fs.String("rates", capacity.DefaultRatesFile, "record extract_rows_per_s and extract_rows_per_s_10x in this rates file (\"\" = don't)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -105,39 +114,43 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	lake := filepath.Join(abs, "lake")
-	var results []result
-	measure := func(label string) error {
-		var total int64
-		if err := admin.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&total); err != nil {
-			return err
-		}
-		best := func(f func() (int64, time.Duration, error)) (int64, time.Duration, error) {
-			var bn int64
-			var bd time.Duration
-			for i := 0; i < *runs; i++ {
-				n, d, err := f()
-				if err != nil {
-					return 0, 0, err
-				}
-				if bd == 0 || d < bd {
-					bn, bd = n, d
-				}
-			}
-			return bn, bd, nil
-		}
-		n, d, err := best(func() (int64, time.Duration, error) { return copyWindow(ctx, conn, t, w) })
-		if err != nil {
-			return err
-		}
-		results = append(results, result{size: label, tableRow: total, what: "COPY (SELECT ...) TO STDOUT binary", rows: n, took: d})
-		n, d, err = best(func() (int64, time.Duration, error) { return extractWindow(ctx, reg, conn, lake, shard, w) })
-		if err != nil {
-			return err
-		}
-		results = append(results, result{size: label, tableRow: total, what: "extract-window (tokenize + Parquet + dir store)", rows: n, took: d})
-		return nil
+	// settle the table before measuring (visibility map, hint bits, statistics), so that
+	// no autovacuum of the fill runs under either read
+	settle := func() error {
+		_, err := admin.Exec(ctx, "VACUUM (ANALYZE) orders")
+		return err
 	}
-	if err := measure("1x"); err != nil {
+	// measure reads the window runs times each way, COPY and extract alternating so
+	// that both see the same load from the rest of the machine, and keeps each's best.
+	measure := func(label string) (pair, error) {
+		pr := pair{size: label}
+		if err := settle(); err != nil {
+			return pr, err
+		}
+		if err := admin.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&pr.tableRows); err != nil {
+			return pr, err
+		}
+		stopProfile, err := startProfile(*cpuProfile, label == "1x")
+		if err != nil {
+			return pr, err
+		}
+		defer func() { _ = stopProfile() }()
+		for i := 0; i < *runs; i++ {
+			n, d, err := copyWindow(ctx, conn, t, w)
+			if err != nil {
+				return pr, err
+			}
+			pr.copy.keep(n, d)
+			if n, d, err = extractWindow(ctx, reg, conn, lake, shard, w); err != nil {
+				return pr, err
+			}
+			pr.extract.keep(n, d)
+		}
+		return pr, stopProfile()
+	}
+	load1 := loadAverage()
+	one1, err := measure("1x")
+	if err != nil {
 		return err
 	}
 	// grow the table with rows outside the window, before and after it
@@ -148,22 +161,51 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fill(extra-extra/2, w.End, w.End.Add(200*24*time.Hour), "out2"); err != nil {
 		return err
 	}
-	if err := measure(fmt.Sprintf("%dx", *growth)); err != nil {
+	grown, err := measure(fmt.Sprintf("%dx", *growth))
+	if err != nil {
 		return err
 	}
+	load2 := loadAverage()
 
-	fmt.Fprintf(stdout, "\nbatch extract, one shard, window %s (%d rows), best of %d\n", w, *windowRows, *runs)
+	fmt.Fprintf(stdout, "\nbatch extract, one shard, window %s (%d rows), best of %d, COPY and extract alternating; load average %s before, %s after\n",
+		w, *windowRows, *runs, load1, load2)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "table\ttable rows\tpath\twindow rows\tseconds\trows/s\t")
-	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%.3f\t%.0f\t\n", r.size, r.tableRow, r.what, r.rows, r.took.Seconds(), r.rate())
+	fmt.Fprintln(tw, "table\ttable rows\tpath\twindow rows\tseconds\trows/s\textract ÷ COPY\t")
+	for _, pr := range []pair{one1, grown} {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%.3f\t%.0f\t\t\n", pr.size, pr.tableRows, "COPY (SELECT ...) TO STDOUT binary", pr.copy.rows, pr.copy.took.Seconds(), pr.copy.rate())
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%.3f\t%.0f\t%.2f\t\n", pr.size, pr.tableRows, "extract-window (tokenize + Parquet + dir store)", pr.extract.rows, pr.extract.took.Seconds(), pr.extract.rate(), pr.ratio())
 	}
 	_ = tw.Flush()
-	ex1, ex10 := results[1], results[3]
-	cp1 := results[0]
-	fmt.Fprintf(stdout, "extract / COPY at 1x: %.2f; extract time %s at 1x vs %s at %dx (ratio %.2f)\n",
-		ex1.rate()/cp1.rate(), ex1.took.Round(time.Millisecond), ex10.took.Round(time.Millisecond), *growth, ex10.took.Seconds()/ex1.took.Seconds())
+	flat := grown.extract.took.Seconds() / one1.extract.took.Seconds()
+	fmt.Fprintf(stdout, "extract ÷ COPY: %.2f at 1x, %.2f at %s (goal >= 0.6); extract time %s at %s ÷ %s at 1x: %.2f (goal <= 1.2)\n",
+		one1.ratio(), grown.ratio(), grown.size, grown.extract.took.Round(time.Millisecond), grown.size, one1.extract.took.Round(time.Millisecond), flat)
+
+	if *ratesPath == "" {
+		return nil
+	}
+	note := func(pr pair) string {
+		return fmt.Sprintf("extract-window (tokenize + Parquet + dir store), %d-row window of a %d-row table (%s), best of %d alternating with the reference COPY (SELECT ...) TO STDOUT binary; extract ÷ COPY %.2f; load average %s; docs/extract.md Performance",
+			*windowRows, pr.tableRows, pr.size, *runs, pr.ratio(), load2)
+	}
+	const bench = "make bench-batch"
+	if err := capacity.UpdateRates(*ratesPath, capacity.Rates{
+		"extract_rows_per_s":     {Value: math.Round(one1.extract.rate()), Unit: "rows/s", Reference: math.Round(one1.copy.rate()), Bench: bench, Note: note(one1)},
+		"extract_rows_per_s_10x": {Value: math.Round(grown.extract.rate()), Unit: "rows/s", Reference: math.Round(grown.copy.rate()), Bench: bench, Note: note(grown)},
+	}); err != nil {
+		return fmt.Errorf("rates: %w", err)
+	}
+	fmt.Fprintf(stdout, "rates: extract_rows_per_s, extract_rows_per_s_10x written to %s\n", *ratesPath)
 	return nil
+}
+
+// loadAverage is the machine's 1-, 5- and 15-minute load average (/proc/loadavg), or
+// "unknown": the figures are only comparable with a reference taken in the same run.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
 
 // extractWindow lands the window with the real extract path and returns rows and time.
@@ -180,4 +222,29 @@ func extractWindow(ctx context.Context, reg *registry.Registry, conn *pgx.Conn, 
 		return 0, 0, err
 	}
 	return res.Manifest.Rows, time.Since(st), nil
+}
+
+// startProfile starts a CPU profile into path when path is set and on is true, and
+// returns the function that stops it and closes the file (once; later calls do nothing).
+func startProfile(path string, on bool) (stop func() error, err error) {
+	if path == "" || !on {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() error {
+		if f == nil {
+			return nil
+		}
+		pprof.StopCPUProfile()
+		err := f.Close()
+		f = nil
+		return err
+	}, nil
 }
