@@ -57,3 +57,32 @@ func TestScanFile(t *testing.T) {
 		t.Error("a truncated file was scanned without error")
 	}
 }
+
+// A manifest's checksum is a decimal sum of row hashes: for a window of a few rows it
+// has 19 digits and passes the Luhn check one time in ten. It is no card number, and the
+// scan must not say it is; a card number in a field that carries outside text is found.
+func TestScanManifest(t *testing.T) {
+	const luhnChecksum = "4218218443432872913" // a 6-row window's, from a 64-shard demo run
+	manifest := func(codeVersion string) []byte {
+		return []byte(`{
+  "format": 1, "table": "orders", "shard": "s07", "source": "batch",
+  "rows": 6, "checksum": "` + luhnChecksum + `",
+  "data_key": "landing/orders/source=batch/shard=s07/dt=2026-12-04/orders__s07__20261204T0123Z__20261204T0124Z.parquet",
+  "data_bytes": 5932, "data_sha256": "688aaaa0edcc5d7e1c9addb7d9575ba898b66752f292ea0b29562b065d1978dc",
+  "columns": [{"name": "order_id", "type": "uuid"}], "tokenizer_key_id": "k1",
+  "extracted_at": "2026-12-04T01:25:08.401839Z", "code_version": "` + codeVersion + `"}`)
+	}
+	clean := manifest("v1")
+	if CountPANs(string(clean)) == 0 {
+		t.Fatal("the fixture's checksum is not Luhn-valid: it no longer reproduces the false positive")
+	}
+	if h := ScanManifest("clean.manifest.json", clean); h.Total() != 0 {
+		t.Errorf("clean manifest: %d hits, want 0 (the checksum is not a card number)", h.Total())
+	}
+	if h := ScanManifest("leak.manifest.json", manifest("4111 1111 1111 1111")); h.Total() != 1 {
+		t.Errorf("manifest with a card number in code_version: %d hits, want 1", h.Total())
+	}
+	if h := ScanManifest("broken.manifest.json", []byte(`{"checksum": "`+luhnChecksum)); h.Total() != 1 {
+		t.Errorf("unparsable manifest: %d hits, want 1 (scanned whole)", h.Total())
+	}
+}
