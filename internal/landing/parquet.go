@@ -14,20 +14,21 @@ import (
 // integer int32, boolean, timestamptz as timestamp µs UTC, date as date. extract-window
 // and `tokenize cdc` both write through it, so both paths land the same bytes.
 //
-// Rows are buffered and handed to parquet-go 1024 at a time; the row buffers of a
-// flushed batch are reused and strings are referenced, not copied, until the flush
-// (parquet-go copies them into its column buffers), which is what keeps extract's rate.
-// A batch is encoded (column buffers, pages, compression, the output's writes) on a
-// goroutine of its own while the caller fills the next one: two batches alternate, and
-// the calls into parquet-go are the same, in the same order, as written one by one, so
-// the bytes are too. No goroutine outlives a batch: a writer dropped without Close
-// leaks none.
+// Rows are buffered 1024 at a time, column by column, as parquet-go values (strings
+// referenced, not copied, until parquet-go copies them into its column buffers), and
+// each column's values are handed to its parquet-go column writer 64 rows at a time:
+// the calls parquet-go's own WriteRows makes for those rows, in its order (chunks of 64
+// rows, columns in schema order), without its scattering of rows into columns, so the
+// bytes are the same. A batch is encoded (column buffers, pages, compression) on a
+// goroutine of its own while the caller fills the next one; two batches alternate. No
+// goroutine outlives a batch: a writer dropped without Close leaks none.
 type ParquetWriter struct {
 	w     *parquet.Writer
 	cols  []Column
-	leaf  []int         // column position → leaf index in the schema (parquet-go sorts group fields)
-	buf   []parquet.Row // the batch being filled
-	spare []parquet.Row // the batch being encoded, or the last one encoded: its row buffers are reused
+	leaf  []int             // column position → leaf index in the schema (parquet-go sorts group fields)
+	buf   [][]parquet.Value // the batch being filled: per leaf column, one value per row
+	spare [][]parquet.Value // the batch being encoded, or the last one encoded: reused next
+	rows  int               // rows in buf
 	batch int
 
 	encoded  chan error // the result of the batch being encoded
@@ -71,7 +72,16 @@ func NewParquetWriter(out io.Writer, cols []Column) (*ParquetWriter, error) {
 	for _, c := range cols {
 		wr.leaf = append(wr.leaf, idx[c.Name])
 	}
+	wr.buf, wr.spare = newColumnBatch(len(cols), wr.batch), newColumnBatch(len(cols), wr.batch)
 	return wr, nil
+}
+
+func newColumnBatch(cols, rows int) [][]parquet.Value {
+	b := make([][]parquet.Value, cols)
+	for i := range b {
+		b[i] = make([]parquet.Value, 0, rows)
+	}
+	return b
 }
 
 // Write buffers one row: one value per column, in the order of the columns the writer
@@ -81,17 +91,11 @@ func (w *ParquetWriter) Write(row []any) error {
 	if len(row) != len(w.cols) {
 		return fmt.Errorf("parquet writer: a row of %d values for %d columns", len(row), len(w.cols))
 	}
-	var r parquet.Row
-	if n := len(w.buf); n < cap(w.buf) && len(w.buf[:n+1][n]) == len(row) {
-		r = w.buf[:n+1][n] // a row buffer of an earlier batch
-	} else {
-		r = make(parquet.Row, len(row))
-	}
 	for i, v := range row {
 		var pv parquet.Value
 		switch x := v.(type) {
 		case nil:
-			r[w.leaf[i]] = parquet.NullValue().Level(0, 0, w.leaf[i])
+			w.buf[w.leaf[i]] = append(w.buf[w.leaf[i]], parquet.NullValue().Level(0, 0, w.leaf[i]))
 			continue
 		case string:
 			// Go strings are immutable: referencing the bytes until the flush is safe.
@@ -109,12 +113,15 @@ func (w *ParquetWriter) Write(row []any) error {
 				pv = parquet.Int64Value(x.UnixMicro())
 			}
 		default:
+			for c := range w.buf { // drop the row's values written so far
+				w.buf[c] = w.buf[c][:w.rows]
+			}
 			return fmt.Errorf("parquet writer: column %s: unsupported value type %T", w.cols[i].Name, v)
 		}
-		r[w.leaf[i]] = pv.Level(0, 1, w.leaf[i])
+		w.buf[w.leaf[i]] = append(w.buf[w.leaf[i]], pv.Level(0, 1, w.leaf[i]))
 	}
-	w.buf = append(w.buf, r)
-	if len(w.buf) >= w.batch {
+	w.rows++
+	if w.rows >= w.batch {
 		return w.flush()
 	}
 	return nil
@@ -134,16 +141,32 @@ func (w *ParquetWriter) flush() error {
 	if err := w.wait(); err != nil {
 		return err
 	}
-	if len(w.buf) == 0 {
+	if w.rows == 0 {
 		return nil
 	}
-	batch := w.buf
-	w.buf, w.spare = w.spare[:0], batch
+	batch, rows := w.buf, w.rows
+	w.buf, w.spare, w.rows = w.spare, batch, 0
+	for c := range w.buf {
+		w.buf[c] = w.buf[c][:0]
+	}
 	w.inflight = true
-	go func() {
-		_, err := w.w.WriteRows(batch)
-		w.encoded <- err
-	}()
+	go func() { w.encoded <- encodeBatch(w.w.ColumnWriters(), batch, rows) }()
+	return nil
+}
+
+// encodeBatch writes rows rows of batch (per leaf column, one value per row) to the
+// column writers as parquet-go's WriteRows would: 64 rows at a time, each chunk column
+// by column in schema order (a page is flushed only between those calls).
+func encodeBatch(cws []*parquet.ColumnWriter, batch [][]parquet.Value, rows int) error {
+	const chunk = 64 // parquet-go's rows per write in (*ConcurrentRowGroupWriter).WriteRows
+	for lo := 0; lo < rows; lo += chunk {
+		hi := min(lo+chunk, rows)
+		for c, vals := range batch {
+			if _, err := cws[c].WriteRowValues(vals[lo:hi]); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
