@@ -43,7 +43,11 @@ PCI value is in its landed form (a token, 4 or 6 digits, text with no card numbe
   --group           consumer group (default shardflow-tokenize-cdc)
   --instance-id     static group membership: a process restarted with the same id takes
                     its partitions back at once instead of after the session timeout
-                    (45s); never run two processes with the same id
+                    (45s); never run two processes with the same id. Replicas of one
+                    follow deployment (same --group, each its own id) share the
+                    partitions; each file's offset range is claimed in the object store
+                    (cdc/claims/) before its data, so a replica that lost its partition
+                    without knowing it can never land an overlapping file
   --file-records    a file never crosses an offset block of this size (default 10000)
   --flush-interval  follow mode: land a partial file once its first record waited this
                     long (default 30s)

@@ -278,6 +278,25 @@ func (c *Consumer) land(ctx context.Context, j *fileJob, m *mapper) (*landed, er
 	}
 	data, man := b.Data, b.Manifest
 	key := landing.CDCKey(j.Table, j.Shard, j.Partition, j.First, j.Last, b.Day)
+	// the claim decides the range (claim.go): another writer's range is re-cut by the
+	// caller, and a file another writer landed is adopted; one it claimed and did not
+	// land (it died, or is still writing) is written here, with the same bytes
+	cl, created, err := c.claim(ctx, j, key)
+	if err != nil {
+		return nil, err
+	}
+	if cl.Last != j.Last || cl.DataKey != key {
+		return nil, &ClaimedError{Claim: cl}
+	}
+	if !created {
+		done, err := c.claimLanded(ctx, cl)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", j, err)
+		}
+		if done {
+			return nil, &ClaimedError{Claim: cl, Landed: true}
+		}
+	}
 	sha := sha256.Sum256(data.Bytes())
 	man.DataKey = key
 	man.DataBytes = int64(data.Len())
@@ -304,7 +323,7 @@ func (c *Consumer) land(ctx context.Context, j *fileJob, m *mapper) (*landed, er
 // by an earlier run whose offset commit was lost (it died between the manifest and the
 // commit). It returns that file's last offset, or -1. A data file without a manifest
 // starting there is an unfinished attempt and is deleted.
-func (c *Consumer) recoverFile(ctx context.Context, table, shard string, p int32, first int64, day time.Time) (int64, error) {
+func (c *Consumer) recoverFile(ctx context.Context, topic, table, shard string, p int32, first int64, day time.Time) (int64, error) {
 	// The key's dt= is the commit day of the first record; a record read again is the
 	// same record, so the same day.
 	probe := landing.CDCKey(table, shard, p, first, 0, day)
@@ -345,7 +364,16 @@ func (c *Consumer) recoverFile(ctx context.Context, table, shard string, p int32
 			orphans = append(orphans, k)
 		}
 	}
+	// A data file of the claimed range is not an orphan: its writer (another replica)
+	// may be about to store its manifest, and this run writes the same bytes anyway.
+	cl, err := c.getClaim(ctx, topic, p, first)
+	if err != nil {
+		return -1, err
+	}
 	for _, k := range orphans {
+		if cl != nil && cl.DataKey == k {
+			continue
+		}
 		if err := c.Store.Delete(ctx, k); err != nil {
 			return -1, objstore.Classify(fmt.Errorf("delete unfinished %s: %w", k, err))
 		}

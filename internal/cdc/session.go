@@ -62,6 +62,9 @@ type partState struct {
 	paused      *pause.Pause // the shard is paused by an operator: left at its committed offset
 	recheckAt   time.Time
 	skips       map[int64]bool // offsets an operator decided to skip; nil until read
+	// claimLast: the last offset of the file being cut, when another writer claimed
+	// its range (claim.go); -1 when this writer cuts it
+	claimLast int64
 }
 
 func (st *partState) reached(target int64) bool { return st.lastSeen+1 >= target }
@@ -210,6 +213,10 @@ func (s *session) flush(st *partState) error {
 		}
 		return err
 	}
+	var ce *ClaimedError
+	if errors.As(err, &ce) {
+		return s.recut(st, ce)
+	}
 	if err != nil {
 		return err
 	}
@@ -230,7 +237,55 @@ func (s *session) flush(st *partState) error {
 		"rows", res.Manifest.Rows, "unowned", res.Unowned, "duration", time.Since(began).Round(time.Millisecond), "key", res.Manifest.DataKey)
 	st.recs = st.recs[:0]
 	st.backoff = 0
+	st.claimLast = -1
 	return nil
+}
+
+// recut follows another writer's claim of the file st was cutting (claim.go): a file
+// already landed is adopted and committed past; a shorter range lands alone, the
+// records after it staying buffered for the next file; a longer one keeps buffering
+// until its last offset arrives (a bounded run reads on to it).
+func (s *session) recut(st *partState, ce *ClaimedError) error {
+	cl := ce.Claim
+	last := st.recs[len(st.recs)-1].Offset
+	switch {
+	case ce.Landed:
+		if err := s.commit(st, cl.Last+1); err != nil {
+			return err
+		}
+		s.summary(st.shard).Adopted++
+		s.c.Log.Info("cdc file landed by another writer adopted", "shard", st.shard, "table", st.table,
+			"window", fmt.Sprintf("p%d:%d-%d", st.p, cl.First, cl.Last), "key", cl.DataKey)
+		st.recs = st.recs[:0]
+		st.claimLast = -1
+		return nil
+	case cl.Last < last:
+		i := sort.Search(len(st.recs), func(i int) bool { return st.recs[i].Offset > cl.Last })
+		rest := append([]*kgo.Record(nil), st.recs[i:]...)
+		st.recs = st.recs[:i]
+		st.claimLast = cl.Last
+		if i == 0 || st.recs[i-1].Offset != cl.Last {
+			st.recs = append(st.recs, rest...)
+			return exitcode.Errorf(exitcode.Permanent, "%s/%d: file from %d claimed up to offset %d, which this reader does not have (claim %s)",
+				st.topic, st.p, cl.First, cl.Last, ClaimKey(st.topic, st.p, cl.First))
+		}
+		if err := s.flush(st); err != nil {
+			st.recs = append(st.recs, rest...)
+			return err
+		}
+		st.recs = append(st.recs, rest...)
+		if len(st.recs) > 0 {
+			st.firstAt = s.c.Now()
+		}
+		return nil
+	default: // the claimed range ends after the records buffered: read on
+		st.claimLast = cl.Last
+		if st.target >= 0 && cl.Last+1 > st.target {
+			st.target = cl.Last + 1
+			s.targets[tp{st.topic, st.p}] = st.target
+		}
+		return nil
+	}
 }
 
 // quarantine records the poison event pe in the object store and stops its partition
@@ -283,7 +338,7 @@ func (s *session) fail(st *partState, err error) {
 		err = qerr // not recorded: fail (retried from the committed offset in follow mode)
 	}
 	st.failed = err
-	st.recs = nil
+	st.recs, st.claimLast = nil, -1
 	s.cl.PauseFetchPartitions(map[string][]int32{st.topic: {st.p}})
 	if !s.bounded && exitcode.Of(err) == exitcode.Retryable && st.next >= 0 {
 		st.backoff = min(max(2*st.backoff, time.Second), MaxRetryBackoff)
@@ -345,7 +400,7 @@ func (s *session) state(topic string, p int32) *partState {
 	if st := s.states[k]; st != nil {
 		return st
 	}
-	st := &partState{topic: topic, p: p, skipTo: -1, target: -1, lastSeen: -1, next: -1}
+	st := &partState{topic: topic, p: p, skipTo: -1, target: -1, lastSeen: -1, next: -1, claimLast: -1}
 	if m := s.re.FindStringSubmatch(topic); m != nil {
 		st.shard, st.table = m[1], m[2]
 	}
@@ -409,7 +464,7 @@ func (s *session) handle(st *partState, r *kgo.Record) error {
 			return s.skip(st, r)
 		}
 		st.checked = true
-		last, err := s.c.recoverFile(s.wctx, st.table, st.shard, st.p, r.Offset, dayOf(r.Value, r.Timestamp))
+		last, err := s.c.recoverFile(s.wctx, st.topic, st.table, st.shard, st.p, r.Offset, dayOf(r.Value, r.Timestamp))
 		if err != nil {
 			return err
 		}
@@ -429,7 +484,10 @@ func (s *session) handle(st *partState, r *kgo.Record) error {
 	if st.skips[r.Offset] {
 		return s.skip(st, r)
 	}
-	if len(st.recs) > 0 && r.Offset/s.c.FileRecords != st.recs[0].Offset/s.c.FileRecords {
+	// A file ends at its claim's last offset when another writer claimed it, else at
+	// the end of its offset block.
+	if len(st.recs) > 0 && (st.claimLast >= 0 && r.Offset > st.claimLast ||
+		st.claimLast < 0 && r.Offset/s.c.FileRecords != st.recs[0].Offset/s.c.FileRecords) {
 		if err := s.flush(st); err != nil {
 			return err
 		}
@@ -438,6 +496,9 @@ func (s *session) handle(st *partState, r *kgo.Record) error {
 		st.firstAt = s.c.Now()
 	}
 	st.recs = append(st.recs, r)
+	if st.claimLast >= 0 && r.Offset >= st.claimLast {
+		return s.flush(st)
+	}
 	return nil
 }
 
@@ -551,6 +612,9 @@ func (s *session) flushDue() {
 			continue
 		}
 		last := st.recs[len(st.recs)-1].Offset
+		if st.claimLast >= 0 && last < st.claimLast {
+			continue // another writer's range: it ends at its claim
+		}
 		if (st.target >= 0 && last+1 >= st.target) || (st.target < 0 && s.c.Now().Sub(st.firstAt) >= s.c.FlushInterval) {
 			if err := s.flush(st); err != nil {
 				s.fail(st, err)
