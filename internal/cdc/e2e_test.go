@@ -26,9 +26,11 @@ import (
 
 // TestE2E is the near-real-time path on the real stack: traffic (inserts, updates,
 // soft and hard deletes) on four shards → Debezium → Kafka → tokenize cdc → landing →
-// load → DuckDB → dbt. While traffic runs, the consumer is killed with SIGKILL twice
-// and the Connect worker once, each time after the process has landed files of its
-// own, and restarted. Then a fifth shard's connector is applied to the running stack
+// load → DuckDB → dbt. The consumer runs as replicas of one group (horizontal
+// `tokenize cdc`): while traffic runs, two replicas share the partitions; one is killed
+// with SIGKILL and a third joins (the killed member's partitions move once its session
+// times out), the Connect worker is killed once, then another replica is killed and
+// the first comes back under its static id, each time after files had landed. Then a fifth shard's connector is applied to the running stack
 // and its rows (snapshot and stream) flow through the same consumer with no change to
 // its flags or config. After draining: the latest version of every key in the raw
 // tables equals the union of the shards (count and checksum per table); fact_orders,
@@ -51,7 +53,8 @@ func TestE2E(t *testing.T) {
 		}
 	}
 	followArgs := []string{"--flush-interval", "2s", "--file-records", "2000"}
-	follow := r.startConsumer(followArgs...)
+	replicaA := r.startReplica("replica-a", followArgs...)
+	replicaB := r.startReplica("replica-b", followArgs...)
 
 	// Traffic on every shard until the kills are done; the fifth shard is not captured yet.
 	tctx, stopTraffic := context.WithCancel(ctx)
@@ -72,13 +75,13 @@ func TestE2E(t *testing.T) {
 			hardDeletes += int(tag.RowsAffected())
 		}
 	}
-	r.waitLanded(ctx, 8, "the first consumer")
+	r.waitLanded(ctx, 8, "replicas a and b")
 	deleteSome()
-	r.waitLanded(ctx, 4, "the first consumer, after hard deletes")
-	t.Log("kill -9 tokenize cdc")
-	follow.kill()
-	follow = r.startConsumer(followArgs...)
-	r.waitLanded(ctx, 4, "the second consumer")
+	r.waitLanded(ctx, 4, "replicas a and b, after hard deletes")
+	t.Log("kill -9 replica a; replica c joins the group")
+	replicaA.kill()
+	replicaC := r.startReplica("replica-c", followArgs...)
+	r.waitLanded(ctx, 4, "replicas b and c")
 	t.Log("kill -9 the Connect worker")
 	r.stack.KillConnect(t)
 	r.stack.StartConnect(t)
@@ -86,11 +89,11 @@ func TestE2E(t *testing.T) {
 		r.waitRunning(ctx, connector.Name(s))
 	}
 	deleteSome()
-	r.waitLanded(ctx, 4, "the second consumer, after the worker restarted")
-	t.Log("kill -9 tokenize cdc again")
-	follow.kill()
-	follow = r.startConsumer(followArgs...)
-	r.waitLanded(ctx, 4, "the third consumer")
+	r.waitLanded(ctx, 4, "replicas b and c, after the worker restarted")
+	t.Log("kill -9 replica b; replica a comes back under its id")
+	replicaB.kill()
+	replicaA = r.startReplica("replica-a", followArgs...)
+	r.waitLanded(ctx, 4, "replicas a and c")
 	stopTraffic()
 	st1 := traffic.Wait()
 
@@ -110,8 +113,10 @@ func TestE2E(t *testing.T) {
 		t.Fatalf("workload: %v", err)
 	}
 	r.waitShardLanded(ctx, "s04")
-	if err := follow.stop(); err != nil {
-		t.Fatalf("tokenize cdc (follow) exited with %v\n%s", err, tailFile(filepath.Join(r.logDir, "consumer.log"), 40))
+	for name, rep := range map[string]*child{"a": replicaA, "c": replicaC} {
+		if err := rep.stop(); err != nil {
+			t.Fatalf("tokenize cdc (follow, replica %s) exited with %v\n%s", name, err, tailFile(filepath.Join(r.logDir, "consumer.log"), 40))
+		}
 	}
 	t.Logf("traffic: %d transactions while killing, then %d with s04 captured; %d hard deletes", sumOps(st1), sumOps(st2), hardDeletes)
 

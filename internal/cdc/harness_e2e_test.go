@@ -199,11 +199,18 @@ const consumerInstance = "e2e-tokenize"
 
 func (r *rig) startConsumer(args ...string) *child {
 	r.t.Helper()
+	return r.startReplica(consumerInstance, args...)
+}
+
+// startReplica starts `tokenize cdc` as the group member with static id instance
+// (replicas of one follow deployment each have their own).
+func (r *rig) startReplica(instance string, args ...string) *child {
+	r.t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	args = append(args, "--brokers", strings.Join(r.stack.Brokers, ","), "--instance-id", consumerInstance)
+	args = append(args, "--brokers", strings.Join(r.stack.Brokers, ","), "--instance-id", instance)
 	cmd := exec.Command(exe)
 	cmd.Env = append(r.childEnvList(), childEnv+"="+strings.Join(args, " "))
 	var out bytes.Buffer

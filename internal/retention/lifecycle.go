@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/shopsphere/shardflow/internal/cdc"
 	"github.com/shopsphere/shardflow/internal/genfile"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/registry"
@@ -66,12 +67,18 @@ type AbortUploads struct {
 	DaysAfterInitiation int32 `json:"DaysAfterInitiation"`
 }
 
+// ClaimDays is how long a CDC file's claim is kept: a claim is read only by a consumer
+// reading its first offset again, which Kafka allows while the topic keeps the record
+// (Kafka's default log.retention.hours, 7 days); 30 days leaves room for a long outage.
+const ClaimDays = 30
+
 // Rules is the lifecycle shards.yaml asks of a store whose keys start with prefix ("" or
 // ending in "/"): per table, its landed data and manifests (one prefix, so both move
 // and expire together) go to the archive class after the hot period and expire after
 // the archive period, counted in days as S3 does, by the longest calendar reading
 // (a month 31 days, a year 366), so S3 never acts before the period has passed; old
-// versions expire noncurrent_days after they are replaced; and one rule over the whole
+// versions expire noncurrent_days after they are replaced; the CDC consumers' claims
+// of file ranges (internal/cdc) expire after ClaimDays; and one rule over the whole
 // store aborts incomplete multipart uploads.
 //
 // S3 counts days from an object's creation, not from the data's day: a backfill landed
@@ -95,6 +102,13 @@ func Rules(reg *registry.Registry, prefix string) Lifecycle {
 			Noncurrent:  &Noncurrent{NoncurrentDays: int32(rt.NoncurrentDays)},
 		})
 	}
+	out.Rules = append(out.Rules, Rule{
+		ID:         RulePrefix + "cdc-claims",
+		Status:     "Enabled",
+		Filter:     Filter{Prefix: prefix + cdc.ClaimPrefix},
+		Expiration: &Days{Days: ClaimDays},
+		Noncurrent: &Noncurrent{NoncurrentDays: int32(rt.NoncurrentDays)},
+	})
 	out.Rules = append(out.Rules, Rule{
 		ID:     RulePrefix + "incomplete-uploads",
 		Status: "Enabled",
