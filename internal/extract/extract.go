@@ -70,7 +70,7 @@ type Result struct {
 // Extractor lands windows of one shard.
 type Extractor struct {
 	Registry  *registry.Registry
-	Conn      *pgx.Conn // the shard, extract role; not in a transaction
+	Conn      *pgx.Conn // the shard, extract role; not in a transaction. Run opens a second connection with its config for the source checksum
 	Store     objstore.Store
 	Tokenizer landing.Tokenizer
 	NewWriter landing.NewFileWriter
