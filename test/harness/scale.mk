@@ -8,13 +8,15 @@
 #   SCALE_FLAGS   flags for test/bench/scale, e.g. '-parts parallel -window-rows 50000'
 #                 (go run ./test/bench/scale -h lists them)
 #   SCALE_RATES   the rates file to merge into ('' writes none)
+#   SCALE_CDC     '' skips the last step, the CDC replicas benchmark (make bench-scale-cdc)
 SCALE_RATES ?= $(ROOT)/test/bench/rates.json
+SCALE_CDC   ?= yes
 
 .PHONY: bench-scale bench-scale-cdc
 bench-scale: deps-apt deps-go deps-airflow deps-dbt build ## not in CI: extraction on 1/2/4/8 shards at once beside COPY, DAG parse at 16/64 shards, the batch demo on 64 shards, CDC with 1/2 consumer replicas
 	go run ./test/bench/scale -registry $(SHARDFLOW_REGISTRY) -dir $(VAR)/bench/scale \
 	  -python $(AIRFLOW_VENV)/bin/python -rates '$(SCALE_RATES)' $(SCALE_FLAGS)
-	@$(MAKE) --no-print-directory bench-scale-cdc
+	@if [ -n "$(SCALE_CDC)" ]; then $(MAKE) --no-print-directory bench-scale-cdc; fi
 
 bench-scale-cdc: deps-cdc deps-apt deps-go build ## not in CI: the CDC path with 1 and 2 tokenize cdc replicas in one consumer group (BenchmarkCDCReplicas)
 	@grep -qs 'func BenchmarkCDCReplicas' internal/cdc/*_test.go || { echo "bench-scale-cdc: internal/cdc has no BenchmarkCDCReplicas (build tag cdce2e) yet: nothing to run" >&2; exit 1; }

@@ -105,7 +105,6 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("run from the repository root: %w", err)
 	}
 
-	rates := capacity.Rates{}
 	for _, p := range strings.Split(*parts, ",") {
 		var rs capacity.Rates
 		switch p = strings.TrimSpace(p); p {
@@ -123,16 +122,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
+		// each part's figures are written as soon as it is done: a later part failing
+		// does not lose them
+		if *ratesPath == "" || len(rs) == 0 {
+			continue
+		}
 		for k, v := range rs {
 			v.Bench = Bench
-			rates[k] = v
+			rs[k] = v
 		}
-	}
-	if *ratesPath != "" && len(rates) > 0 {
-		if err := capacity.UpdateRates(*ratesPath, rates); err != nil {
-			return fmt.Errorf("rates: %w", err)
+		if err := capacity.UpdateRates(*ratesPath, rs); err != nil {
+			return fmt.Errorf("%s: rates: %w", p, err)
 		}
-		fmt.Fprintf(stdout, "\n%d figures merged into %s\n", len(rates), *ratesPath)
+		fmt.Fprintf(stdout, "%s: %d figures merged into %s\n", p, len(rs), *ratesPath)
 	}
 	return nil
 }

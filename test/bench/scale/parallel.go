@@ -142,8 +142,8 @@ func runParallel(ctx context.Context, c config, stdout io.Writer) (capacity.Rate
 			ratio = fmt.Sprintf("%.2f", r.aggregate()/rows[i-1].aggregate())
 			rates[fmt.Sprintf("extract_parallel_rows_per_s_%d", r.k)] = capacity.Rate{
 				Value: round(r.aggregate()), Unit: "rows/s", Reference: round(rows[i-1].aggregate()),
-				Note: fmt.Sprintf("aggregate over %d shards extracting one window each at once (%d rows per shard), reference COPY TO STDOUT on the same windows at once; machine shared, load average %s",
-					r.k, c.windowRows, loadAverage()),
+				Note: fmt.Sprintf("aggregate of extract-window on %d shard(s) at once, one window of %d rows each, client and shards sharing %s; reference COPY TO STDOUT of the same windows at once; machine shared, load average %s",
+					r.k, c.windowRows, capacity.MachineCores(), loadAverage()),
 			}
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%.3f\t%.0f\t%.0f\t%.2fx\t%.2f\t%.2f\t%s\t\n", r.k, r.path, r.rows, r.wall.Seconds(), r.aggregate(), r.perShard,
