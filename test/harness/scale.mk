@@ -1,6 +1,7 @@
 # Fleet-size benchmarks (test/bench/scale; docs/extract.md "Parallel extraction and fleet
-# size"). Not in CI and not part of `make bench`: about 10 minutes, and up to 64 local
-# PostgreSQL clusters at once. Its own directory (var/bench/scale) and ports
+# size"). Not in CI and not part of `make bench`: its three parts took about 6 minutes on
+# the shared 2-core machine (then the CDC benchmark runs), with up to 64 local PostgreSQL
+# clusters at once. Its own directory (var/bench/scale) and ports
 # (26100-26107 for the parallel part, 26200-26263 for the 64-shard demo): it leaves a
 # `make up` / `make demo` fleet alone. The headline figures are merged into
 # test/bench/rates.json, which `shardctl capacity` reads.
