@@ -61,6 +61,8 @@ EXTRACT_DSN = {
     "s02": ("SHARDFLOW_S02_EXTRACT_DSN", "shard-s02", "extract-dsn"),
     "s03": ("SHARDFLOW_S03_EXTRACT_DSN", "shard-s03", "extract-dsn"),
 }
+# Hot standbys extract-window reads windows from (shards[].connection.standby).
+STANDBY_DSN = {}
 TOKENIZER_KEY = ("SHARDFLOW_TOKEN_KEY", "shardflow-tokenizer", "key")
 WAREHOUSE_DSN = ("SHARDFLOW_SNOWFLAKE_DSN", "shardflow-snowflake", "dsn")
 # The dbt profile's Snowflake variables (SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER,
@@ -142,6 +144,7 @@ def _secrets(command: str, shards: Sequence[str]) -> list[Secret]:
     # only the batch path tokenizes; tokenize cdc verifies what the Connect transform
     # tokenized before Kafka and holds no key (docs/pci.md)
     if command == "extract-window":
+        refs += [STANDBY_DSN[s] for s in shards if s in STANDBY_DSN]
         refs.append(TOKENIZER_KEY)
     # shardctl runs the retention purge (the warehouse; the bucket through the service
     # account, as load reads it)

@@ -106,6 +106,7 @@ type spec struct {
 	Environment string
 	Target      string
 	Shards      []shardSpec
+	Standbys    bool     // a shard names a hot standby (connection.standby)
 	AllShards   []string // ids of the shards the DAGs run (every shard not retired)
 	Tables      []string
 	Window      time.Duration
@@ -137,6 +138,7 @@ type shardSpec struct {
 	ID         string
 	State      string
 	ExtractDSN secretSpec
+	StandbyDSN *secretSpec // connection.standby, when shards.yaml names one
 }
 
 type secretSpec struct {
@@ -274,7 +276,17 @@ func specOf(r *registry.Registry, env, cron string, opt Options) (*spec, error) 
 		if sh.State == registry.StateRetired {
 			continue // owns nothing and may have no cluster any more; kept only for lineage
 		}
-		s.Shards = append(s.Shards, shardSpec{ID: sh.ID, State: string(sh.State), ExtractDSN: secretOf(sh.Connection.Extract)})
+		spec := shardSpec{ID: sh.ID, State: string(sh.State), ExtractDSN: secretOf(sh.Connection.Extract)}
+		if sb := sh.Connection.Standby; sb != (registry.SecretRef{}) {
+			ref := secretOf(sb)
+			spec.StandbyDSN, s.Standbys = &ref, true
+			if s.Target == "k8s" {
+				if err := needK8s(fmt.Sprintf("shards[%d].connection.standby", i), sb); err != nil {
+					return nil, fmt.Errorf("environment %s (target k8s): %w", env, err)
+				}
+			}
+		}
+		s.Shards = append(s.Shards, spec)
 		s.AllShards = append(s.AllShards, sh.ID)
 		if s.Target == "k8s" {
 			if err := needK8s(fmt.Sprintf("shards[%d].connection.extract", i), sh.Connection.Extract); err != nil {

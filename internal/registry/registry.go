@@ -69,6 +69,11 @@ type Connection struct {
 	// subscriptions, the fence, cleanup deletes (superuser, rds_superuser on RDS).
 	// Optional: only moves need it.
 	Admin SecretRef `yaml:"admin,omitempty"`
+	// Standby is a hot standby (a physical streaming replica) of the shard, extract
+	// role, that extract-window reads closed windows from instead of the primary; the
+	// window's closure is still judged on the primary, and the standby is read only
+	// once it has replayed past that check (decisions/0026). Optional.
+	Standby SecretRef `yaml:"standby,omitempty"`
 }
 
 // SecretRef points to a secret: an environment variable for the processes started

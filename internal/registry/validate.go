@@ -126,6 +126,9 @@ func (r *Registry) validateShards(n int, errs *Errors) ([]int, bool) {
 		if s.Connection.Admin != (SecretRef{}) {
 			checkSecret(p+".connection.admin", s.Connection.Admin, errs)
 		}
+		if s.Connection.Standby != (SecretRef{}) {
+			checkSecret(p+".connection.standby", s.Connection.Standby, errs)
+		}
 		for k, rg := range s.Buckets {
 			if rg.Hi >= n {
 				errs.add(pathf("%s.buckets[%d]", p, k), 0, "%s is outside 0-%d", rg, n-1)

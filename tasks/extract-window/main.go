@@ -53,6 +53,10 @@ environment:
   SHARDFLOW_REGISTRY   path to shards.yaml (default shards.yaml)
   SHARDFLOW_ENV        environment in shards.yaml (default local): object store
   <shards[].connection.extract.env>   the shard's DSN (extract role), e.g. SHARDFLOW_S00_EXTRACT_DSN
+  <shards[].connection.standby.env>   optional: a hot standby's DSN (extract role); the
+                       window's closure is checked on the primary, and the rows are read
+                       at the standby once it has replayed past that check
+                       (docs/decisions/0026; exit 75 if it has not within 5 minutes)
   <tokenizer.key.env>  the tokenizer key, at least 32 bytes, e.g. SHARDFLOW_TOKEN_KEY
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE
                        s3 object store credentials (else the SDK default chain:
@@ -159,7 +163,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		printPlan(stdout, p)
 		return nil
 	}
-	res, err := ex.Run(ctx, job)
+	res, err := runOn(ctx, ex, job, shard, env, log)
 	if err != nil {
 		return err
 	}
@@ -251,4 +255,30 @@ func printPlan(w io.Writer, p *extract.Plan) {
 		}
 		fmt.Fprintf(w, "  query plan:    %s (%s)\n", p.PlanSummary, scan)
 	}
+}
+
+// runOn lands the window from the shard's primary, or, when shards.yaml names a hot
+// standby for it (connection.standby), from the standby once it has replayed past the
+// closed-window check made on the primary (decisions/0026).
+func runOn(ctx context.Context, ex *extract.Extractor, job extract.Job, shard registry.Shard, env map[string]string, log *slog.Logger) (*extract.Result, error) {
+	ref := shard.Connection.Standby
+	if ref.Env == "" {
+		return ex.Run(ctx, job)
+	}
+	dsn := env[ref.Env]
+	if dsn == "" {
+		return nil, exitcode.Errorf(exitcode.Usage, "shard %s: environment variable %s (its standby DSN, connection.standby) is not set", job.Shard, ref.Env)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return nil, exitcode.Wrap(exitcode.Retryable, fmt.Errorf("%s: connect to the shard's standby (%s): %w", job, ref.Env, err))
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	_, _ = conn.Exec(ctx, "SET application_name = 'shardflow extract-window'")
+	res, rw, err := ex.RunFromStandby(ctx, job, &extract.Standby{Conn: conn})
+	if rw != nil {
+		log.Info("window read from the standby", "shard", job.Shard, "table", job.Table, "primary_lsn", rw.PrimaryLSN,
+			"replay_lsn", rw.ReplayLSN, "waited", rw.Waited.Round(time.Millisecond))
+	}
+	return res, err
 }
