@@ -124,11 +124,22 @@ public final class Tokenize<R extends ConnectRecord<R>> implements Transformatio
         if (cols == null) {
             return record;
         }
+        Object before = env.get("before");
+        Object after = env.get("after");
+        Struct newBefore = before instanceof Struct ? row(table, (Struct) before, cols) : null;
+        Struct newAfter = after instanceof Struct ? row(table, (Struct) after, cols) : null;
+        if (newBefore == before && newAfter == after) {
+            // no configured column holds a value its policy changes (all null, or free
+            // text without a card number): the record leaves as it came, not copied
+            return record;
+        }
         Struct out = new Struct(schema);
         for (Field f : schema.fields()) {
             Object val = env.get(f);
-            if ((f.name().equals("before") || f.name().equals("after")) && val instanceof Struct) {
-                val = row(table, (Struct) val, cols);
+            if (f.name().equals("before") && val instanceof Struct) {
+                val = newBefore;
+            } else if (f.name().equals("after") && val instanceof Struct) {
+                val = newAfter;
             }
             out.put(f, val);
         }
@@ -136,21 +147,40 @@ public final class Tokenize<R extends ConnectRecord<R>> implements Transformatio
                 schema, out, record.timestamp(), record.headers());
     }
 
+    /**
+     * The row {@code in} with the policies of {@code cols} applied: {@code in} itself when
+     * no value changes, otherwise a copy (a Struct's put validates every field, so copying
+     * every row of a table with a configured column costs more than the policies do).
+     */
     private Struct row(String table, Struct in, Map<String, Policy> cols) {
-        Struct out = new Struct(in.schema());
-        for (Field f : in.schema().fields()) {
-            Object val = in.get(f);
-            Policy p = cols.get(f.name());
-            if (p != null && val != null) {
-                if (!(val instanceof String)) {
-                    throw new DataException("tokenize: column " + table + "." + f.name() + " is " + f.schema().type()
-                            + ", policy " + p.name().toLowerCase() + " needs a string column (shards.yaml and the table disagree)");
-                }
-                val = landed(f.name(), (String) val, p);
+        Struct out = null;
+        for (Map.Entry<String, Policy> c : cols.entrySet()) {
+            Field f = in.schema().field(c.getKey());
+            if (f == null) {
+                continue;
             }
-            out.put(f, val);
+            Object val = in.get(f);
+            if (val == null) {
+                continue;
+            }
+            Policy p = c.getValue();
+            if (!(val instanceof String)) {
+                throw new DataException("tokenize: column " + table + "." + f.name() + " is " + f.schema().type()
+                        + ", policy " + p.name().toLowerCase() + " needs a string column (shards.yaml and the table disagree)");
+            }
+            String landed = landed(f.name(), (String) val, p);
+            if (landed.equals(val)) {
+                continue;
+            }
+            if (out == null) {
+                out = new Struct(in.schema());
+                for (Field g : in.schema().fields()) {
+                    out.put(g, in.get(g));
+                }
+            }
+            out.put(f, landed);
         }
-        return out;
+        return out == null ? in : out;
     }
 
     private String landed(String column, String value, Policy p) {

@@ -89,6 +89,23 @@ class TokenizeTest {
     }
 
     @Test
+    void aRowNoPolicyChangesIsNotCopied() {
+        Tokenize<SourceRecord> t = transform(COLUMNS + ",payments.payment_id:redact");
+        SourceRecord nulls = record("payments", null, row(null, null, null));
+        assertSame(nulls, t.apply(nulls));
+        // free text without a card number comes out as it went in
+        SourceRecord text = record("payments", row(null, null, null), row(null, null, null).put("payment_id", "no card here 1234"));
+        assertSame(text, t.apply(text));
+        // one changed side copies the envelope; the unchanged side is carried as it was
+        Struct before = row(null, null, null);
+        SourceRecord changed = record("payments", before, row(PAN, null, null));
+        Struct env = (Struct) t.apply(changed).value();
+        assertSame(before, env.getStruct("before"));
+        assertFalse(env.getStruct("after").getString("card_number").contains(PAN));
+        assertEquals(PAN, ((Struct) changed.value()).getStruct("after").getString("card_number"), "the input record is not changed");
+    }
+
+    @Test
     void otherTablesAndRecordsPassUnchanged() {
         Tokenize<SourceRecord> t = transform(COLUMNS);
         SourceRecord orders = record("orders", null, row(PAN, "x", "1111"));
