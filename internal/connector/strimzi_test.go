@@ -139,4 +139,26 @@ func TestStrimziConnectMatchesTheRegistry(t *testing.T) {
 		t.Errorf("mounts %v, want the shard secrets at /opt/kafka/%s and tokenizer.key.k8s_secret %s at /opt/kafka/%s",
 			mounted, connector.SecretsDir, reg.Tokenizer.Key.K8sSecret, connector.TokenizerDir)
 	}
+	// the source producers' settings are the ones the local worker is measured with
+	// (test/harness/cdc/stack.sh, make bench-cdc): acks=all and idempotence among them
+	stack, err := os.ReadFile(filepath.Join(root, "test", "harness", "cdc", "stack.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^(producer\.[a-z.]+)=(.*)$`).FindAllStringSubmatch(string(stack), -1) {
+		local[m[1]] = m[2]
+	}
+	prodProducer := map[string]string{}
+	for k, v := range kc.Spec.Config {
+		if strings.HasPrefix(k, "producer.") {
+			prodProducer[k] = fmt.Sprint(v)
+		}
+	}
+	if fmt.Sprint(local) != fmt.Sprint(prodProducer) {
+		t.Errorf("producer settings: Strimzi %v, the local worker (stack.sh) %v: keep them the same", prodProducer, local)
+	}
+	if local["producer.acks"] != "all" || local["producer.enable.idempotence"] != "true" {
+		t.Errorf("producer settings %v: want acks=all and enable.idempotence=true (no loss, no duplicate, order kept)", local)
+	}
 }

@@ -119,6 +119,11 @@ topic.creation.enable=true
 producer.linger.ms=5
 producer.batch.size=1048576
 producer.compression.type=lz4
+# Connect's own default is acks=all, no idempotence, one request in flight; idempotence
+# keeps a partition's order with up to 5 in flight and drops a retried batch's duplicate
+producer.acks=all
+producer.enable.idempotence=true
+producer.max.in.flight.requests.per.connection=5
 # secrets never sit in connector configs: they name keys the worker resolves
 config.providers=file,env,dir
 config.providers.file.class=org.apache.kafka.common.config.provider.FileConfigProvider
