@@ -451,6 +451,7 @@ func readPages(ctx context.Context, tx pgx.Tx, q *Queries, w window.Window, page
 			}
 		}
 		after := q.FirstAfter(w.Start)
+		m := tx.Conn().TypeMap()
 		for {
 			var p *page
 			select {
@@ -466,14 +467,19 @@ func readPages(ctx context.Context, tx pgx.Tx, q *Queries, w window.Window, page
 				send(p)
 				return
 			}
+			if err := sc.plan(rows.FieldDescriptions()); err != nil {
+				rows.Close()
+				p.err = fmt.Errorf("scan: %w", err)
+				send(p)
+				return
+			}
 			for rows.Next() {
-				if err := rows.Scan(sc.dst...); err != nil {
+				if err := sc.decode(m, rows.RawValues(), p.rows[p.n]); err != nil {
 					rows.Close()
 					p.err = fmt.Errorf("scan: %w", err)
 					send(p)
 					return
 				}
-				sc.values(p.rows[p.n])
 				p.n++
 			}
 			if err := rows.Err(); err != nil {
