@@ -26,7 +26,8 @@ type ParquetWriter struct {
 	w     *parquet.Writer
 	cols  []Column
 	leaf  []int             // column position → leaf index in the schema (parquet-go sorts group fields)
-	buf   [][]parquet.Value // the batch being filled: per leaf column, one value per row
+	date  []bool            // column position → a date column (time.Time as days)
+	buf   [][]parquet.Value // the batch being filled: per leaf column, batch values, the first rows set
 	spare [][]parquet.Value // the batch being encoded, or the last one encoded: reused next
 	rows  int               // rows in buf
 	batch int
@@ -71,6 +72,7 @@ func NewParquetWriter(out io.Writer, cols []Column) (*ParquetWriter, error) {
 	wr := &ParquetWriter{w: parquet.NewWriter(out, schema), cols: cols, batch: 1024, encoded: make(chan error, 1)}
 	for _, c := range cols {
 		wr.leaf = append(wr.leaf, idx[c.Name])
+		wr.date = append(wr.date, c.Type == "date")
 	}
 	wr.buf, wr.spare = newColumnBatch(len(cols), wr.batch), newColumnBatch(len(cols), wr.batch)
 	return wr, nil
@@ -79,7 +81,7 @@ func NewParquetWriter(out io.Writer, cols []Column) (*ParquetWriter, error) {
 func newColumnBatch(cols, rows int) [][]parquet.Value {
 	b := make([][]parquet.Value, cols)
 	for i := range b {
-		b[i] = make([]parquet.Value, 0, rows)
+		b[i] = make([]parquet.Value, rows)
 	}
 	return b
 }
@@ -92,39 +94,60 @@ func (w *ParquetWriter) Write(row []any) error {
 		return fmt.Errorf("parquet writer: a row of %d values for %d columns", len(row), len(w.cols))
 	}
 	for i, v := range row {
-		var pv parquet.Value
+		leaf := w.leaf[i]
+		// the row's cell of the batch, written in place (a later row overwrites a dropped one)
+		cell := (*value)(unsafe.Pointer(&w.buf[leaf][w.rows]))
 		switch x := v.(type) {
 		case nil:
-			w.buf[w.leaf[i]] = append(w.buf[w.leaf[i]], parquet.NullValue().Level(0, 0, w.leaf[i]))
-			continue
+			*cell = value{col: ^uint16(leaf)}
 		case string:
 			// Go strings are immutable: referencing the bytes until the flush is safe.
-			pv = parquet.ByteArrayValue(unsafe.Slice(unsafe.StringData(x), len(x)))
+			*cell = value{ptr: unsafe.StringData(x), u64: uint64(len(x)), kind: ^int8(parquet.ByteArray), def: 1, col: ^uint16(leaf)}
 		case int64:
-			pv = parquet.Int64Value(x)
+			*cell = value{u64: uint64(x), kind: ^int8(parquet.Int64), def: 1, col: ^uint16(leaf)}
 		case int32:
-			pv = parquet.Int32Value(x)
+			*cell = value{u64: uint64(x), kind: ^int8(parquet.Int32), def: 1, col: ^uint16(leaf)}
 		case bool:
-			pv = parquet.BooleanValue(x)
+			*cell = value{kind: ^int8(parquet.Boolean), def: 1, col: ^uint16(leaf)}
+			if x {
+				cell.u64 = 1
+			}
 		case time.Time:
-			if w.cols[i].Type == "date" {
-				pv = parquet.Int32Value(int32(floorDiv(x.Unix(), 86400)))
+			if w.date[i] {
+				*cell = value{u64: uint64(int32(floorDiv(x.Unix(), 86400))), kind: ^int8(parquet.Int32), def: 1, col: ^uint16(leaf)}
 			} else {
-				pv = parquet.Int64Value(x.UnixMicro())
+				*cell = value{u64: uint64(x.UnixMicro()), kind: ^int8(parquet.Int64), def: 1, col: ^uint16(leaf)}
 			}
 		default:
-			for c := range w.buf { // drop the row's values written so far
-				w.buf[c] = w.buf[c][:w.rows]
-			}
 			return fmt.Errorf("parquet writer: column %s: unsupported value type %T", w.cols[i].Name, v)
 		}
-		w.buf[w.leaf[i]] = append(w.buf[w.leaf[i]], pv.Level(0, 1, w.leaf[i]))
 	}
 	w.rows++
 	if w.rows >= w.batch {
 		return w.flush()
 	}
 	return nil
+}
+
+// value is parquet.Value's layout (parquet-go v0.32.0, value.go: data, then kind XOR'd,
+// levels and column index XOR'd), so that Write builds a cell's value with its levels in
+// one store: parquet.Value's constructors and its Level method (not inlined, a copy and a
+// range check per cell) cost about 7% of extract's CPU. TestParquetValueLayout checks it
+// against those constructors for every kind Write makes; an upgrade of parquet-go that
+// changes the layout fails that test (and the size check below at init).
+type value struct {
+	ptr  *byte
+	u64  uint64
+	kind int8 // ^parquet.Kind; 0 is NULL
+	def  byte // definition level: 1 for a value, 0 for NULL (every column is optional)
+	rep  byte // repetition level, always 0
+	col  uint16
+}
+
+func init() {
+	if unsafe.Sizeof(value{}) != unsafe.Sizeof(parquet.Value{}) {
+		panic("landing: parquet.Value's layout changed; see landing.value")
+	}
 }
 
 func floorDiv(a, b int64) int64 {
@@ -146,9 +169,6 @@ func (w *ParquetWriter) flush() error {
 	}
 	batch, rows := w.buf, w.rows
 	w.buf, w.spare, w.rows = w.spare, batch, 0
-	for c := range w.buf {
-		w.buf[c] = w.buf[c][:0]
-	}
 	w.inflight = true
 	go func() { w.encoded <- encodeBatch(w.w.ColumnWriters(), batch, rows) }()
 	return nil
