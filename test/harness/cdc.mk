@@ -44,7 +44,7 @@ test-cdc: deps-cdc deps-apt deps-dbt build ## CDC end to end: 4 shards → Debez
 	CI=$${CI:-true} go test -count=1 -timeout 40m -tags cdce2e -run 'E2E' ./internal/cdc/
 
 bench-cdc: deps-cdc deps-apt deps-dbt build ## commit → fact_orders freshness p50/p95/max under sustained writes; events/s Debezium → Kafka → tokenize cdc beside pg_recvlogical
-	CI=$${CI:-true} go test -count=1 -timeout 20m -tags cdce2e -run '^$$' -bench 'CDC' -benchtime 1x ./internal/cdc/
+	CI=$${CI:-true} go test -count=1 -timeout 20m -tags cdce2e -run '^$$' -bench '^BenchmarkCDC$$' -benchtime 1x ./internal/cdc/
 
 demo-cdc: deps-cdc deps-apt deps-dbt build ## the near-real-time path on a local 4-shard fleet with live traffic; prints the freshness it measured
 	bash test/harness/cdc/demo.sh

@@ -20,5 +20,6 @@ $(VERSITYGW_STAMP):
 test-objstore: deps-versitygw deps-cdc deps-go ## object store contract on the directory and on versitygw (S3), tokenizer vectors, tokenize task (cdc into S3 on a real Kafka)
 	CI=$${CI:-true} go test -count=1 ./internal/objstore/... ./internal/tokenize/... ./internal/landing/... ./tasks/tokenize/...
 
-bench-tokenize: deps-go ## tokenizer values/s beside bare HMAC-SHA256 and sha256 of the same inputs
-	go test -run '^$$' -bench . -benchtime 2s ./internal/tokenize/
+bench-tokenize: deps-go ## tokenizer values/s beside bare HMAC-SHA256 and sha256 of the same inputs; records tokenize_values_per_s in test/bench/rates.json
+	go test -run '^$$' -bench . -benchtime 2s ./internal/tokenize/ | go run ./test/bench/rates -rates $(ROOT)/test/bench/rates.json -bench 'make bench-tokenize' \
+	  -set 'tokenize_values_per_s=BenchmarkTokenize/token:values/s,ref=BenchmarkTokenize/reference-hmac-sha256:values/s,note=token policy (keyed HMAC-SHA256); reference: a bare HMAC-SHA256 of the same inputs'

@@ -20,5 +20,4 @@ bench-scale: deps-apt deps-go deps-airflow deps-dbt build ## not in CI: extracti
 	@if [ -n "$(SCALE_CDC)" ]; then $(MAKE) --no-print-directory bench-scale-cdc; fi
 
 bench-scale-cdc: deps-cdc deps-apt deps-go build ## not in CI: the CDC path with 1 and 2 tokenize cdc replicas in one consumer group (BenchmarkCDCReplicas)
-	@grep -qs 'func BenchmarkCDCReplicas' internal/cdc/*_test.go || { echo "bench-scale-cdc: internal/cdc has no BenchmarkCDCReplicas (build tag cdce2e) yet: nothing to run" >&2; exit 1; }
-	CI=$${CI:-true} go test -count=1 -timeout 30m -tags cdce2e -run '^$$' -bench 'CDCReplicas' -benchtime 1x ./internal/cdc/
+	CI=$${CI:-true} SHARDFLOW_RATES='$(SCALE_RATES)' go test -count=1 -timeout 30m -tags cdce2e -run '^$$' -bench '^BenchmarkCDCReplicas$$' -benchtime 1x ./internal/cdc/

@@ -27,8 +27,9 @@ fakesnow-down: ## stop the fakesnow server started by fakesnow-up
 load-all: build ## load every landed file not yet loaded into the local warehouse (var/warehouse.duckdb)
 	$(BIN)/load --all
 
-bench-load: deps-go ## load rows/s into DuckDB (sha256 + transaction + verification) beside a bare INSERT ... read_parquet of the same 500k-row file
-	go test -run '^$$' -bench . -benchtime 3x ./internal/load/
+bench-load: deps-go ## load rows/s into DuckDB (sha256 + transaction + verification) beside a bare INSERT ... read_parquet of the same 500k-row file; records load_rows_per_s in test/bench/rates.json
+	go test -run '^$$' -bench . -benchtime 3x ./internal/load/ | go run ./test/bench/rates -rates $(ROOT)/test/bench/rates.json -bench 'make bench-load' \
+	  -set 'load_rows_per_s=BenchmarkLoadWindow:rows/s,ref=BenchmarkReadParquetInsert:rows/s,note=one 500k-row window into DuckDB (sha256, one transaction, verification); reference: a bare INSERT ... read_parquet of the same file'
 
 bench-warehouse: deps-dbt build ## the CDC micro-batch's dbt build and the hourly dq run on the same change set over raw history 1x and 10x (ratio, goal <= 1.2)
 	$(DBT_VENV)/bin/python test/bench/warehouse/bench.py --dir $(VAR)/bench/warehouse
