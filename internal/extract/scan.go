@@ -17,10 +17,9 @@ import (
 // lowercase, text), int64, int32, bool, time.Time (timestamptz in UTC, date at midnight
 // UTC) or nil for NULL, the values pgx's scan into pgtype's types gives. A column read
 // in binary format with the type's own OID, or a text or varchar one in either format,
-// is decoded directly (plan); anything else,
-// and the values direct decoding leaves alone (infinities, years outside 1-9999, a
-// length the type does not have), goes through pgtype's scan plan into the column's
-// reusable destination.
+// is decoded directly (plan); anything else, and the values direct decoding leaves
+// alone (infinities, years outside 1-9999, a length the type does not have), goes
+// through pgtype's scan plan into the column's reusable destination.
 type scanner struct {
 	cols []registry.Column
 	dst  []any
@@ -47,10 +46,11 @@ const (
 // the range direct decoding takes; outside it pgtype decides (and its errors hold).
 var (
 	pgEpoch      = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	pgEpochUs    = pgEpoch.UnixMicro()
 	minDirect    = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
 	endDirect    = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
-	minDirectUs  = minDirect.UnixMicro() - pgEpoch.UnixMicro()
-	endDirectUs  = endDirect.UnixMicro() - pgEpoch.UnixMicro()
+	minDirectUs  = minDirect.UnixMicro() - pgEpochUs
+	endDirectUs  = endDirect.UnixMicro() - pgEpochUs
 	minDirectDay = (minDirect.Unix() - pgEpoch.Unix()) / 86400
 	endDirectDay = (endDirect.Unix() - pgEpoch.Unix()) / 86400
 )
@@ -170,7 +170,7 @@ func (s *scanner) decode(m *pgtype.Map, raw [][]byte, out []any) error {
 		case binTimestamptz:
 			if len(b) == 8 {
 				if us := int64(binary.BigEndian.Uint64(b)); us >= minDirectUs && us < endDirectUs {
-					out[i] = time.UnixMicro(pgEpoch.UnixMicro() + us).UTC()
+					out[i] = time.UnixMicro(pgEpochUs + us).UTC()
 					continue
 				}
 			}
