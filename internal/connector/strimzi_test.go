@@ -105,6 +105,17 @@ func TestStrimziConnectMatchesTheRegistry(t *testing.T) {
 		!strings.Contains(plugins[0].Artifacts[0].URL, "/debezium-connector-postgres/"+string(debezium[1])+"/") {
 		t.Fatalf("plugins %+v, want the tested Debezium %s and the tokenize transform", plugins, debezium[1])
 	}
+	// Debezium's plugin: Maven Central's archive, the one make deps-cdc resolves (sha512 pinned)
+	dbz := plugins[0].Artifacts[0]
+	archive := "debezium-connector-postgres-" + string(debezium[1]) + "-plugin.tar.gz"
+	if dbz.Type != "tgz" || dbz.URL != "https://repo1.maven.org/maven2/io/debezium/debezium-connector-postgres/"+string(debezium[1])+"/"+archive {
+		t.Errorf("Debezium artifact %+v, want the tgz %s from Maven Central", dbz, archive)
+	}
+	if tgz, err := os.ReadFile(filepath.Join(root, "var", "cdc", "m2", "io", "debezium", "debezium-connector-postgres", string(debezium[1]), archive)); err != nil {
+		testenv.Missing(t, "the Debezium plugin archive is not resolved: run `make deps-cdc`")
+	} else if sum := sha512.Sum512(tgz); dbz.SHA512 != hex.EncodeToString(sum[:]) {
+		t.Errorf("Debezium sha512sum %s, but the archive make deps-cdc resolved is %x: update the manifest", dbz.SHA512, sum)
+	}
 	// the transform: the jar make deps-cdc builds (reproducibly) from docker/connect/tokenize
 	if tp := plugins[1]; tp.Name != "shardflow-tokenize" || len(tp.Artifacts) != 1 || tp.Artifacts[0].Type != "jar" {
 		t.Errorf("plugin %+v, want shardflow-tokenize, one jar", tp)

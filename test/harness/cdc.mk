@@ -19,6 +19,9 @@ MVN_SMT  := mvn -B -q -f $(SMT_SRC)/pom.xml -Dmaven.repo.local=$(CDC_DIR)/m2 -Db
 deps-cdc: $(CDC_JARS) $(SMT_JAR) ## resolve Kafka, Connect and the Debezium plugin from Maven Central into var/cdc; build the tokenize transform into its plugin.path
 $(CDC_JARS): test/harness/cdc/pom.xml
 	@mkdir -p $(CDC_DIR)
+	@# the plugin is unpacked over its directory: a version change would leave the old
+	@# release's jars beside the new ones on the worker's plugin.path (and its marker skip the unpack)
+	rm -rf $(CDC_DIR)/plugins/debezium-connector-postgres $(CDC_DIR)/target/dependency-maven-plugin-markers
 	mvn -B -q -f test/harness/cdc/pom.xml -Dmaven.repo.local=$(CDC_DIR)/m2 -Dcdc.dir=$(CDC_DIR) package
 	@touch $@
 
