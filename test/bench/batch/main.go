@@ -136,7 +136,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		defer func() { _ = stopProfile() }()
 		for i := 0; i < *runs; i++ {
-			n, d, err := copyWindow(ctx, conn, t, w)
+			n, d, err := extracttest.CopyWindow(ctx, conn, t, w)
 			if err != nil {
 				return pr, err
 			}

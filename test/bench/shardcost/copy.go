@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/shopsphere/shardflow/internal/extract/extracttest"
 )
 
 // copyLoop reads the window the way extract-window's pages do (its landed columns,
@@ -23,32 +23,20 @@ func (b *bench) copyLoop(ctx context.Context) (string, error) {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	t, _ := b.reg.Table("orders")
-	var cols []string
-	for _, c := range t.Landed() {
-		cols = append(cols, pgx.Identifier{c.Name}.Sanitize())
-	}
-	wm := pgx.Identifier{t.Watermark}.Sanitize()
-	order := []string{wm}
-	for _, k := range t.PrimaryKey {
-		order = append(order, pgx.Identifier{k}.Sanitize())
-	}
-	q := fmt.Sprintf("COPY (SELECT %s FROM %s WHERE %s >= '%s' AND %s < '%s' ORDER BY %s) TO STDOUT (FORMAT binary)",
-		strings.Join(cols, ", "), pgx.Identifier{t.Name}.Sanitize(), wm, b.window.Start.Format(time.RFC3339Nano), wm, b.window.End.Format(time.RFC3339Nano), strings.Join(order, ", "))
 	var runs int
 	var rows int64
 	var busy time.Duration
 	for ctx.Err() == nil {
-		st := time.Now()
-		tag, err := conn.PgConn().CopyTo(ctx, io.Discard, q)
+		n, took, err := extracttest.CopyWindow(ctx, conn, t, b.window)
 		if ctx.Err() != nil {
 			break
 		}
 		if err != nil {
-			return "", fmt.Errorf("copy window %s: %w", b.window, err)
+			return "", err
 		}
 		runs++
-		rows += tag.RowsAffected()
-		busy += time.Since(st)
+		rows += n
+		busy += took
 	}
 	if runs == 0 {
 		return "no COPY finished within the phase", nil
