@@ -33,9 +33,6 @@ import (
 // bytes (a file's bytes depend only on its records, decisions/0019), so a zombie that
 // stores the data again changes nothing.
 
-// ClaimPrefix is where claims are kept in the object store.
-const ClaimPrefix = "cdc/claims/"
-
 // Claim is the offset range a partition's file starting at First was cut for.
 type Claim struct {
 	Topic       string    `json:"topic"`
@@ -49,7 +46,7 @@ type Claim struct {
 
 // ClaimKey is the key of the claim of the file of topic's partition starting at first.
 func ClaimKey(topic string, partition int32, first int64) string {
-	return fmt.Sprintf("%s%s/p%d/%020d.json", ClaimPrefix, topic, partition, first)
+	return fmt.Sprintf("%s%s/p%d/%020d.json", landing.ClaimPrefix, topic, partition, first)
 }
 
 // claim creates the claim of j's range (created), or returns the claim another writer

@@ -9,6 +9,10 @@ import (
 // Prefix is the top of the landing zone in every object store.
 const Prefix = "landing/"
 
+// ClaimPrefix is where `tokenize cdc` replicas keep their claims of CDC files' offset
+// ranges, beside the landing zone (internal/cdc/claim.go; docs/contracts.md §5).
+const ClaimPrefix = "cdc/claims/"
+
 // ManifestSuffix ends every manifest key; DataSuffix every data key.
 const (
 	ManifestSuffix = ".manifest.json"

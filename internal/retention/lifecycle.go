@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
-	"github.com/shopsphere/shardflow/internal/cdc"
 	"github.com/shopsphere/shardflow/internal/genfile"
 	"github.com/shopsphere/shardflow/internal/landing"
 	"github.com/shopsphere/shardflow/internal/registry"
@@ -105,7 +104,7 @@ func Rules(reg *registry.Registry, prefix string) Lifecycle {
 	out.Rules = append(out.Rules, Rule{
 		ID:         RulePrefix + "cdc-claims",
 		Status:     "Enabled",
-		Filter:     Filter{Prefix: prefix + cdc.ClaimPrefix},
+		Filter:     Filter{Prefix: prefix + landing.ClaimPrefix},
 		Expiration: &Days{Days: ClaimDays},
 		Noncurrent: &Noncurrent{NoncurrentDays: int32(rt.NoncurrentDays)},
 	})
